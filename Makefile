@@ -1,0 +1,35 @@
+# Two commands on a fresh machine:
+#   make demo   sets everything up and opens the operator station on the built-in demo
+#   make test   sets everything up and runs the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# Exact torch wheels first, so that no resolver ever picks (and downloads) another build.
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: setup demo test lint screenshot clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_PINS)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: setup
+	$(BIN)/inspector demo
+
+test: setup
+	$(BIN)/lint-imports
+	$(BIN)/ruff check core inspector_gui tests
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+# Refresh the README's screenshot: the real window under Xvfb (apt-get install xvfb).
+screenshot: setup
+	xvfb-run -a -s "-screen 0 1600x1000x24" $(BIN)/inspector demo --quit-after 12 --rate 4 \
+		--screenshot resources/station.png
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

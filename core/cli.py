@@ -1,0 +1,325 @@
+"""The ``inspector`` command line. Heavy modules (torch, OpenCV, Qt) load only when a command runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run the operator station on built-in generated parts (no data needed)")
+    p.add_argument("--quit-after", type=int, metavar="N", help="exit after N parts (smoke tests)")
+    p.add_argument(
+        "--rate", type=float, default=2.0, metavar="HZ", help="parts per second fed to the demo hot folder"
+    )
+    p.add_argument("--headless", action="store_true", help="no window: one JSON line per part on stdout")
+    p.add_argument("--retrain", action="store_true", help="train the demo model again even if one is cached")
+    p.add_argument(
+        "--db", metavar="URL", help="SQLAlchemy URL of the visual log (default: SQLite in the data dir)"
+    )
+    p.add_argument(
+        "--screenshot", type=Path, metavar="PNG", help="save a picture of the window before quitting"
+    )
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the station on a source with a model")
+    p.add_argument("--source", required=True, help="hotfolder:DIR")
+    p.add_argument("--model", required=True, type=Path, help="model bundle folder")
+    p.add_argument(
+        "--db", metavar="URL", help="SQLAlchemy URL of the visual log (default: SQLite in the data dir)"
+    )
+    p.add_argument("--station", default="station-1", help="station name recorded with every decision")
+    p.add_argument("--threshold", type=float, help="bad-probability threshold (default: the model's)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--headless", action="store_true", help="no window: one JSON line per part on stdout")
+    p.add_argument("--quit-after", type=int, metavar="N", help="exit after N parts")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="inspector", description="Visual inspection station: CNN verdicts with Grad-CAM heatmaps."
+    )
+    parser.add_argument("--version", action="version", version=f"inspector {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_demo(sub)
+    _add_run(sub)
+
+    p = sub.add_parser("generate", help="write a labelled folder of synthetic parts (good/, bad/)")
+    p.add_argument("out", type=Path)
+    p.add_argument("--good", type=int, default=100)
+    p.add_argument("--bad", type=int, default=100)
+    p.add_argument("--size", type=int, default=1024, help="image side in pixels")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("feed", help="feed synthetic parts into a hot folder at a given rate")
+    p.add_argument("inbox", type=Path)
+    p.add_argument("--rate", type=float, default=2.0, metavar="HZ")
+    p.add_argument("--count", type=int, help="stop after this many parts (default: until Ctrl+C)")
+    p.add_argument("--size", type=int, default=1024)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bad-fraction", type=float, default=0.2)
+
+    p = sub.add_parser("train", help="train a model bundle from a folder of class folders")
+    p.add_argument("data_dir", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="run folder; the bundle is written here")
+    p.add_argument("--config", type=Path, help="JSON file of training settings (flags override it)")
+    p.add_argument("--arch", dest="architecture")
+    p.add_argument("--input-size", type=int)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device")
+    p.add_argument("--no-augment", dest="augment", action="store_const", const=False)
+    p.add_argument("--class-map", help="folder=class pairs, e.g. ok_front=good,def_front=bad")
+
+    p = sub.add_parser("predict", help="score images with a model; one JSON line per image")
+    p.add_argument("model", type=Path)
+    p.add_argument("images", type=Path, nargs="+")
+    p.add_argument("--threshold", type=float)
+    p.add_argument("--heatmap-dir", type=Path, help="write heatmap overlays here")
+    p.add_argument("--device", default="auto")
+
+    p = sub.add_parser("log", help="show the newest decisions of the visual log")
+    p.add_argument("--db", metavar="URL")
+    p.add_argument("--station", default=None)
+    p.add_argument("--last", type=int, default=20)
+    return parser
+
+
+def _version() -> str:
+    from core import __version__
+
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = globals()[f"_cmd_{args.command}"]
+    try:
+        return int(handler(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"inspector {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _decision_json(item: object) -> str:
+    from core.types import InspectedPart
+
+    assert isinstance(item, InspectedPart)
+    d = item.decision
+    return json.dumps(
+        {
+            "part_id": d.part_id,
+            "time": d.created_at.isoformat(),
+            "source": d.source_ref,
+            "verdict": d.verdict.value,
+            "score": None if d.score is None else round(d.score, 5),
+            "threshold": d.threshold,
+            "reason": d.reason,
+            "latency_ms": None if d.latency_ms is None else round(d.latency_ms, 2),
+            "model": (d.model_hash or "")[:12],
+        },
+        ensure_ascii=False,
+    )
+
+
+def _run_headless(factory, quit_after: int | None) -> int:  # type: ignore[no-untyped-def]
+    """Run a runtime on this thread until SIGINT/SIGTERM or ``quit_after`` parts."""
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    runtime = factory()
+    runtime.listeners.append(lambda item: print(_decision_json(item), flush=True))
+    try:
+        runtime.run(stop, max_parts=quit_after)
+    finally:
+        runtime.close()
+        for s, h in previous.items():
+            signal.signal(s, h)
+    return 0
+
+
+def _run_gui(factory, *, title: str, quit_after: int | None, screenshot: Path | None) -> int:  # type: ignore[no-untyped-def]
+    # core does not import the GUI: the GUI package registers its launcher as an entry point.
+    from importlib.metadata import entry_points
+
+    found = list(entry_points(group="inspector.gui", name="station"))
+    if not found:
+        raise RuntimeError("the GUI (inspector_gui) is not installed; use --headless")
+    run_station = found[0].load()
+    return int(run_station(factory, title=title, quit_after=quit_after, screenshot=screenshot))
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from core.demo import DemoFeeder, demo_inbox, ensure_demo_model
+    from core.progress import ProgressBars
+
+    bars = ProgressBars(enabled=sys.stderr.isatty() or True)
+    try:
+        model = ensure_demo_model(
+            progress=bars, retrain=args.retrain, log=lambda m: print(m, file=sys.stderr)
+        )
+    finally:
+        bars.close()
+    inbox = demo_inbox()
+    feeder = DemoFeeder(inbox, rate_hz=args.rate).start()
+    print(f"demo: watching {inbox} (parts fed at {args.rate:g}/s)", file=sys.stderr)
+
+    def factory():  # type: ignore[no-untyped-def]
+        from core.station import build_runtime
+
+        return build_runtime(
+            f"hotfolder:{inbox}", model, db_url=args.db, station_name="demo", max_parts=args.quit_after
+        )
+
+    try:
+        if args.headless:
+            return _run_headless(factory, args.quit_after)
+        return _run_gui(factory, title="demo", quit_after=args.quit_after, screenshot=args.screenshot)
+    finally:
+        feeder.stop()
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    def factory():  # type: ignore[no-untyped-def]
+        from core.station import build_runtime
+
+        device = None if args.device == "auto" else args.device
+        return build_runtime(
+            args.source,
+            args.model,
+            db_url=args.db,
+            station_name=args.station,
+            device=device,
+            threshold=args.threshold,
+        )
+
+    if args.headless:
+        return _run_headless(factory, args.quit_after)
+    return _run_gui(factory, title=args.station, quit_after=args.quit_after, screenshot=None)
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from core.progress import ProgressBars
+    from core.synth import generate_dataset
+
+    bars = ProgressBars()
+    paths = generate_dataset(
+        args.out, n_good=args.good, n_bad=args.bad, size=args.size, seed=args.seed,
+        progress=lambda d, t: bars("generate", d, t),
+    )  # fmt: skip
+    bars.close()
+    print(f"wrote {len(paths)} parts to {args.out}")
+    return 0
+
+
+def _cmd_feed(args: argparse.Namespace) -> int:
+    from core.synth import feed_hot_folder
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        n = feed_hot_folder(
+            args.inbox, rate_hz=args.rate, count=args.count, seed=args.seed,
+            bad_fraction=args.bad_fraction, size=args.size, stop=stop,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        stop.set()
+        return 130
+    print(f"fed {n} parts into {args.inbox}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from core.progress import ProgressBars
+    from core.train import TrainConfig, train
+
+    settings: dict[str, object] = {}
+    if args.config:
+        settings.update(json.loads(args.config.read_text(encoding="utf-8")))
+    for key in ("architecture", "input_size", "epochs", "batch_size", "lr", "seed", "device", "augment"):
+        value = getattr(args, key)
+        if value is not None:
+            settings[key] = value
+    if args.class_map:
+        settings["class_map"] = dict(pair.split("=", 1) for pair in args.class_map.split(","))
+    settings.setdefault("name", args.out.name)
+    config = TrainConfig.model_validate(settings)
+    bars = ProgressBars()
+    try:
+        card = train(config, args.data_dir, args.out, progress=bars, log=lambda m: (bars.close(), print(m)))
+    finally:
+        bars.close()
+    print(f"model bundle: {args.out} (threshold {card.threshold:.4f}, weights {card.short_hash})")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from core.imageio import DecodeError, read_image
+    from core.inference import Inspector
+
+    inspector = Inspector(
+        args.model, device=None if args.device == "auto" else args.device, threshold=args.threshold
+    )
+    if args.heatmap_dir:
+        args.heatmap_dir.mkdir(parents=True, exist_ok=True)
+    status = 0
+    for path in args.images:
+        try:
+            image = read_image(path)
+        except DecodeError as exc:
+            print(
+                json.dumps(
+                    {"path": str(path), "verdict": "not_inspected", "reason": str(exc)}, ensure_ascii=False
+                )
+            )
+            status = 1
+            continue
+        result = inspector.inspect(image)
+        line = {
+            "path": str(path),
+            "score": round(result.score, 5),
+            "verdict": result.verdict.value,
+            "threshold": result.threshold,
+            "latency_ms": round(result.latency_ms, 2),
+        }
+        if args.heatmap_dir:
+            import cv2
+
+            from core.overlay import make_overlay
+
+            overlay = make_overlay(image, result.heatmap)
+            out = args.heatmap_dir / f"{path.stem}_heatmap.png"
+            cv2.imwrite(str(out), overlay[:, :, ::-1])
+            line["heatmap"] = str(out)
+        print(json.dumps(line, ensure_ascii=False), flush=True)
+    return status
+
+
+def _cmd_log(args: argparse.Namespace) -> int:
+    from core.storage import VisualLog
+
+    with VisualLog(args.db, station=args.station or "demo") as visual_log:
+        for d in visual_log.latest(args.last):
+            score = "  -   " if d.score is None else f"{d.score:.4f}"
+            print(
+                f"{d.created_at:%Y-%m-%d %H:%M:%S}  {d.verdict.value:<13} {score}  {d.source_ref}  {d.reason or ''}"
+            )
+        counts = visual_log.counts()
+        print(", ".join(f"{v.value}: {n}" for v, n in counts.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Heatmap overlays for display and reports.
+
+The heatmap itself is kept as 8-bit data (0..255, the model's input size); the overlay is made
+from it on demand: a colour map blended on the grayscale part, only where the part is (the black
+background stays black so the operator's eye goes to the part).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+_PART_LEVEL = 12  # background of a part on black is below this grey level
+
+
+def part_mask(image: np.ndarray, level: int = _PART_LEVEL) -> np.ndarray:
+    """A float mask (0..1) of where the part is, softened so the overlay has no hard edge."""
+    mask = (image > level).astype(np.uint8)
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    return cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigmaX=max(1.0, image.shape[1] / 256))
+
+
+def make_overlay(
+    image: np.ndarray,
+    heatmap: np.ndarray | None,
+    *,
+    size: tuple[int, int] | None = None,
+    alpha: float = 0.45,
+    masked: bool = True,
+) -> np.ndarray:
+    """Blend a heatmap on a grayscale image.
+
+    Args:
+        image: uint8 grayscale part, H x W (or H x W x 3, converted).
+        heatmap: uint8 H' x W' heatmap of the bad class; any size, resized to the image. None
+            gives the plain image in RGB.
+        size: (width, height) of the result; default the image's own size.
+        alpha: weight of the colour map where the heat is full.
+        masked: colour only the part, not the background.
+
+    Returns:
+        An RGB uint8 array of the requested size.
+    """
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    if size is not None and (image.shape[1], image.shape[0]) != size:
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    base = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if heatmap is None:
+        return base
+    heat = cv2.resize(heatmap, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+    colour = cv2.applyColorMap(heat, cv2.COLORMAP_JET)[:, :, ::-1].astype(np.float32)
+    # Weight by the heat itself so that cold regions keep the part's true look.
+    weight = alpha * (0.25 + 0.75 * heat.astype(np.float32) / 255.0)
+    if masked:
+        weight *= part_mask(image)
+    weight = weight[:, :, None]
+    out = base.astype(np.float32) * (1.0 - weight) + colour * weight
+    return np.clip(out, 0, 255).astype(np.uint8)

@@ -1,0 +1,329 @@
+"""Training: weighted loss, selection on the miss rate, threshold chosen on validation.
+
+Plain functions (``train_one_epoch``, ``evaluate_scores``) driven by ``train``; the resolved
+config and a per-epoch CSV are written into the run folder, and the best epoch becomes a model
+bundle (see ``core.bundle``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.augment import augment
+from core.bundle import ModelCard, save_bundle
+from core.data import DEFAULT_CLASS_MAP, Sample, data_hash, scan_folder, stratified_split, write_manifest
+from core.fileio import write_atomic
+from core.imageio import read_image
+from core.metrics import rates_at, threshold_for_miss_rate
+from core.models import ARCHITECTURES, build_model
+from core.preprocess import Preset
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+CONFIG_SCHEMA_VERSION = 1
+
+
+class TrainConfig(BaseModel):
+    """Everything a training run depends on; saved, resolved, in the run folder."""
+
+    model_config = ConfigDict(extra="forbid", title="Training configuration")
+
+    schema_version: int = Field(CONFIG_SCHEMA_VERSION, description="Version of this configuration schema.")
+    name: str = Field("model", description="Name of the model bundle.")
+    architecture: str = Field("mobilenet_v3_large", description=f"One of: {', '.join(ARCHITECTURES)}.")
+    input_size: int = Field(224, ge=32, description="Square model input in pixels.")
+    channels: int = Field(1, description="1 = grayscale (recommended), 3 = RGB.")
+    epochs: int = Field(20, ge=1, description="Maximum number of epochs.")
+    patience: int = Field(6, ge=1, description="Stop after this many epochs without a better selection key.")
+    batch_size: int = Field(32, ge=1, description="Images per optimisation step.")
+    lr: float = Field(2e-3, gt=0, description="AdamW learning rate (one-cycle schedule peak).")
+    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
+    bad_weight_factor: float = Field(
+        2.0,
+        ge=0,
+        description="Loss weight of bad parts = good_count / bad_count x this factor; 0 disables weighting.",
+    )
+    val_fraction: float = Field(0.15, gt=0, lt=0.5, description="Share of each class for validation.")
+    test_fraction: float = Field(0.15, ge=0, lt=0.5, description="Share of each class held out for testing.")
+    target_miss_rate: float = Field(
+        0.0, ge=0, lt=1, description="Miss rate the validation threshold must meet."
+    )
+    augment: bool = Field(True, description="Class-agnostic rotation, flips, brightness, shift and blur.")
+    seed: int = Field(0, description="Seed of the split, the initial weights and the augmentation.")
+    device: str = Field("auto", description="auto (CUDA when present), cpu or cuda.")
+    pretrained: str | None = Field(None, description="Local file of ImageNet weights; nothing is downloaded.")
+    class_map: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_CLASS_MAP), description="Folder name -> 'good' or 'bad'."
+    )
+    group_pattern: str | None = Field(
+        None, description="Regex on file names; its first group keeps related images in one split."
+    )
+    threads: int | None = Field(None, description="CPU threads for torch; default: all cores.")
+
+
+@dataclass(frozen=True, slots=True)
+class EpochResult:
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_fnr: float
+    val_fpr: float
+    val_auc: float
+    val_fpr_at_target: float
+    seconds: float
+
+
+ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+def load_images(samples: list[Sample], preset: Preset, progress: ProgressFn | None = None) -> np.ndarray:
+    """Decode and resize every sample once: N x S x S uint8 (training data lives in memory)."""
+    out = np.empty((len(samples), preset.input_size, preset.input_size), dtype=np.uint8)
+    for i, s in enumerate(samples):
+        out[i] = preset.resize(read_image(s.path))
+        if progress:
+            progress("load", i + 1, len(samples))
+    return out
+
+
+def _loss_fn(labels: np.ndarray, factor: float, device: str) -> nn.Module:
+    import torch
+    from torch import nn
+
+    good, bad = np.bincount(labels, minlength=2)
+    bad_weight = (good / max(bad, 1)) * factor if factor > 0 else 1.0
+    return nn.CrossEntropyLoss(weight=torch.tensor([1.0, bad_weight], dtype=torch.float32, device=device))
+
+
+def train_one_epoch(
+    net: nn.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    preset: Preset,
+    loss_fn: nn.Module,
+    optimiser: torch.optim.Optimizer,
+    scheduler: Any,
+    batch_size: int,
+    rng: np.random.Generator,
+    do_augment: bool,
+    device: str,
+    progress: ProgressFn | None = None,
+) -> float:
+    import torch
+
+    net.train()
+    order = rng.permutation(len(images))
+    total, seen = 0.0, 0
+    steps = (len(order) + batch_size - 1) // batch_size
+    for step in range(steps):
+        idx = order[step * batch_size : (step + 1) * batch_size]
+        if len(idx) < 2:  # BatchNorm needs two samples
+            continue
+        batch = [augment(images[i], rng) if do_augment else images[i] for i in idx]
+        x = torch.from_numpy(np.stack([preset.normalise(b) for b in batch])).to(device)
+        y = torch.from_numpy(labels[idx].astype(np.int64)).to(device)
+        optimiser.zero_grad(set_to_none=True)
+        loss = loss_fn(net(x), y)
+        loss.backward()
+        optimiser.step()
+        scheduler.step()
+        total += float(loss.detach()) * len(idx)
+        seen += len(idx)
+        if progress:
+            progress("train", step + 1, steps)
+    return total / max(seen, 1)
+
+
+def evaluate_scores(
+    net: nn.Module, images: np.ndarray, *, preset: Preset, device: str, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unaugmented images -> (bad probabilities, logits)."""
+    import torch
+
+    net.eval()
+    probs, logits = [], []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
+            x = torch.from_numpy(np.stack([preset.normalise(b) for b in chunk])).to(device)
+            out = net(x).float()
+            logits.append(out.cpu().numpy())
+            probs.append(torch.softmax(out, 1)[:, 1].cpu().numpy())
+    return np.concatenate(probs), np.concatenate(logits)
+
+
+def _selection_key(r: EpochResult) -> tuple[float, float, float]:
+    # The miss rate is held at its target by the threshold chosen on validation, so the best
+    # epoch is the one with the fewest false rejects there; then the miss rate at 0.5, then loss.
+    # (Ranking on the miss rate at 0.5 first would crown an epoch that calls every part bad.)
+    return (r.val_fpr_at_target, r.val_fnr, r.val_loss)
+
+
+def train(
+    config: TrainConfig,
+    data_dir: Path,
+    out_dir: Path,
+    *,
+    progress: ProgressFn | None = None,
+    log: Callable[[str], None] = print,
+) -> ModelCard:
+    """Train a model bundle from a folder of labelled images.
+
+    Writes into ``out_dir``: ``config.json`` (resolved), ``split.json`` (the manifest),
+    ``epochs.csv`` and the bundle files of the best epoch.
+    """
+    import torch
+
+    from core.inference import pick_device
+    from core.metrics import roc_auc
+
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = pick_device(config.device)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(out_dir / "config.json", (config.model_dump_json(indent=2) + "\n").encode())
+
+    samples = scan_folder(data_dir, config.class_map)
+    fractions = {"train": 1 - config.val_fraction - config.test_fraction, "val": config.val_fraction}
+    if config.test_fraction > 0:
+        fractions["test"] = config.test_fraction
+    splits = stratified_split(samples, fractions, seed=config.seed, group_pattern=config.group_pattern)
+    write_manifest(out_dir / "split.json", splits, Path(data_dir))
+    preset = Preset(input_size=config.input_size, channels=config.channels)
+    log(
+        f"{len(samples)} images: "
+        + ", ".join(
+            f"{k} {sum(s.label == 0 for s in v)} good / {sum(s.label for s in v)} bad"
+            for k, v in splits.items()
+        )
+        + f"; device {device}"
+    )
+    train_x = load_images(splits["train"], preset, progress)
+    train_y = np.array([s.label for s in splits["train"]], dtype=np.int64)
+    val_x = load_images(splits["val"], preset, progress)
+    val_y = np.array([s.label for s in splits["val"]], dtype=np.int64)
+
+    net = build_model(config.architecture, channels=config.channels, pretrained=config.pretrained).to(device)
+    loss_fn = _loss_fn(train_y, config.bad_weight_factor, device)
+    optimiser = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = max(1, len(train_x) // config.batch_size + 1)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=config.lr, total_steps=steps_per_epoch * config.epochs + 1, pct_start=0.2
+    )
+
+    best: EpochResult | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    history: list[EpochResult] = []
+    stale = 0
+    with open(out_dir / "epochs.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(
+            [
+                "epoch",
+                "train_loss",
+                "val_loss",
+                "val_fnr_at_0.5",
+                "val_fpr_at_0.5",
+                "val_auc",
+                "val_fpr_at_target",
+                "seconds",
+            ]
+        )
+        for epoch in range(1, config.epochs + 1):
+            started = time.perf_counter()
+            train_loss = train_one_epoch(
+                net, train_x, train_y, preset=preset, loss_fn=loss_fn, optimiser=optimiser,
+                scheduler=scheduler, batch_size=config.batch_size, rng=rng, do_augment=config.augment,
+                device=device, progress=progress,
+            )  # fmt: skip
+            probs, logits = evaluate_scores(net, val_x, preset=preset, device=device)
+            with torch.no_grad():
+                val_loss = float(
+                    loss_fn(torch.from_numpy(logits).to(device), torch.from_numpy(val_y).to(device))
+                )
+            fnr, fpr = rates_at(val_y, probs, 0.5)
+            _, fpr_target = rates_at(
+                val_y, probs, threshold_for_miss_rate(val_y, probs, config.target_miss_rate)
+            )
+            result = EpochResult(
+                epoch, train_loss, val_loss, fnr, fpr, roc_auc(val_y, probs), fpr_target,
+                time.perf_counter() - started,
+            )  # fmt: skip
+            history.append(result)
+            writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in vars_of(result)])
+            fh.flush()
+            log(
+                f"epoch {epoch}/{config.epochs}: loss {train_loss:.4f} val loss {val_loss:.4f} "
+                f"FNR@0.5 {fnr:.3f} FPR@0.5 {fpr:.3f} FPR@target {fpr_target:.3f} AUC {result.val_auc:.4f} "
+                f"({result.seconds:.1f} s)"
+            )
+            if best is None or _selection_key(result) < _selection_key(best):
+                best, stale = result, 0
+                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            else:
+                stale += 1
+                if stale >= config.patience:
+                    log(f"no better epoch for {config.patience} epochs: stopping")
+                    break
+
+    assert best is not None and best_state is not None
+    net.load_state_dict(best_state)
+    probs, _ = evaluate_scores(net, val_x, preset=preset, device=device)
+    threshold = threshold_for_miss_rate(val_y, probs, config.target_miss_rate)
+    fnr, fpr = rates_at(val_y, probs, threshold)
+    metrics = {
+        "best_epoch": best.epoch,
+        "val_auc": best.val_auc,
+        "val_fnr_at_threshold": fnr,
+        "val_fpr_at_threshold": fpr,
+        "val_fnr_at_0.5": best.val_fnr,
+        "val_fpr_at_0.5": best.val_fpr,
+        "val_counts": {"good": int((val_y == 0).sum()), "bad": int((val_y == 1).sum())},
+        "train_counts": {"good": int((train_y == 0).sum()), "bad": int((train_y == 1).sum())},
+        "epochs_run": len(history),
+        "train_seconds": round(sum(r.seconds for r in history), 1),
+        "device": device,
+    }
+    log(f"best epoch {best.epoch}; threshold {threshold:.4f}: val FNR {fnr:.3f}, FPR {fpr:.3f}")
+    card = save_bundle(
+        net.cpu(),
+        out_dir,
+        name=config.name,
+        architecture=config.architecture,
+        input_size=config.input_size,
+        channels=config.channels,
+        mean=preset.mean,
+        std=preset.std,
+        threshold=threshold,
+        training_data_hash=data_hash(splits["train"]),
+        metrics=metrics,
+    )
+    write_atomic(out_dir / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
+    return card
+
+
+def vars_of(r: EpochResult) -> list[Any]:
+    return [
+        r.epoch,
+        r.train_loss,
+        r.val_loss,
+        r.val_fnr,
+        r.val_fpr,
+        r.val_auc,
+        r.val_fpr_at_target,
+        r.seconds,
+    ]

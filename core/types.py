@@ -1,0 +1,104 @@
+"""Typed results that cross module and thread boundaries.
+
+The glossary used everywhere: part, frame, inspection, score (= probability that the part is
+defective, 0..1), threshold, verdict (good / bad / not inspected), heatmap, review, shift, station.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+
+class Verdict(enum.StrEnum):
+    """Outcome of one part. ``NOT_INSPECTED`` always comes with a reason."""
+
+    GOOD = "good"
+    BAD = "bad"
+    NOT_INSPECTED = "not_inspected"
+
+
+def verdict_for(score: float, threshold: float) -> Verdict:
+    """The verdict at a threshold: a part is bad when its score reaches the threshold."""
+    return Verdict.BAD if score >= threshold else Verdict.GOOD
+
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_part_id() -> str:
+    """A 26-character ULID: sorts by creation time and exists before any insert."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Part:
+    """One part as it arrives from a source, before inspection.
+
+    ``image`` is the decoded 8-bit grayscale image (H x W, uint8), or None when decoding failed;
+    then ``error`` says why and the part becomes a not-inspected row.
+    """
+
+    part_id: str = field(default_factory=new_part_id)
+    source_ref: str  # file path, camera URL + frame number, ...
+    arrived_at: datetime
+    image: np.ndarray | None
+    content_hash: str | None = None
+    encoded: bytes | None = None  # the original bytes, kept for the log when available
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Inspection:
+    """What the model said about one image."""
+
+    score: float  # probability that the part is defective, 0..1
+    threshold: float
+    heatmap: np.ndarray  # Grad-CAM of the bad class, uint8 (H x W) at the model's input size
+    latency_ms: float
+
+    @property
+    def verdict(self) -> Verdict:
+        return verdict_for(self.score, self.threshold)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    """One row of the visual log: a part and what was decided about it."""
+
+    part_id: str
+    station: str
+    source_ref: str
+    created_at: datetime  # UTC
+    content_hash: str | None
+    verdict: Verdict
+    score: float | None
+    threshold: float | None
+    reason: str | None  # why a part was not inspected
+    latency_ms: float | None
+    model_hash: str | None
+    image_path: str | None  # relative to the media root
+    heatmap_path: str | None  # relative to the media root
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InspectedPart:
+    """A logged decision together with the pixels the operator is shown.
+
+    This is what the station runtime hands to its listeners (the GUI, stdout, MQTT): the
+    decision as stored, plus the decoded image and heatmap so nobody has to read them back.
+    """
+
+    decision: Decision
+    image: np.ndarray | None  # uint8 grayscale H x W, as decoded
+    heatmap: np.ndarray | None  # uint8 H x W at the model's input size

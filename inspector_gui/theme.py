@@ -1,0 +1,215 @@
+"""Colours, fonts and the style sheet of the operator station.
+
+One dark theme: the part and its verdict are the brightest things on screen, everything else is
+muted grey. Verdict colours are the same everywhere (banner, score bar, history borders,
+counters) so an operator learns them once.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QColor
+
+from core.types import Verdict
+
+BACKGROUND = "#121418"
+PANEL = "#1a1d23"
+PANEL_RAISED = "#22262e"
+BORDER = "#2c313b"
+VIEW_BACKGROUND = "#0a0b0d"
+TEXT = "#e8ebf0"
+TEXT_MUTED = "#8a93a3"
+TEXT_DIM = "#5d6573"
+ACCENT = "#4c9aff"
+
+GOOD = "#1f9d55"
+BAD = "#d63c3c"
+NOT_INSPECTED = "#f0a500"
+WAITING = "#39404c"
+ALARM = "#b3261e"
+
+VERDICT_COLOURS: dict[Verdict, str] = {
+    Verdict.GOOD: GOOD,
+    Verdict.BAD: BAD,
+    Verdict.NOT_INSPECTED: NOT_INSPECTED,
+}
+
+# Text on the banner: white reads best on green and red, near-black on amber.
+VERDICT_TEXT_COLOURS: dict[Verdict, str] = {
+    Verdict.GOOD: "#ffffff",
+    Verdict.BAD: "#ffffff",
+    Verdict.NOT_INSPECTED: "#1a1400",
+}
+
+VERDICT_LABELS: dict[Verdict, str] = {
+    Verdict.GOOD: "GOOD",
+    Verdict.BAD: "BAD",
+    Verdict.NOT_INSPECTED: "NOT INSPECTED",
+}
+
+
+def verdict_colour(verdict: Verdict | None) -> QColor:
+    return QColor(VERDICT_COLOURS.get(verdict, WAITING) if verdict is not None else WAITING)
+
+
+FONT_FAMILY = '"Inter", "Segoe UI", "Noto Sans", "DejaVu Sans", sans-serif'
+MONO_FAMILY = '"JetBrains Mono", "Cascadia Mono", "DejaVu Sans Mono", monospace'
+
+STYLE_SHEET = f"""
+QMainWindow, QWidget#central {{
+    background: {BACKGROUND};
+}}
+QWidget {{
+    color: {TEXT};
+    font-family: {FONT_FAMILY};
+    font-size: 15px;
+}}
+QToolTip {{
+    background: {PANEL_RAISED};
+    color: {TEXT};
+    border: 1px solid {BORDER};
+    padding: 4px 6px;
+}}
+
+/* header */
+QFrame#header {{
+    background: {PANEL};
+    border-bottom: 1px solid {BORDER};
+}}
+QLabel#brand {{
+    color: {ACCENT};
+    font-size: 15px;
+    font-weight: 800;
+    letter-spacing: 3px;
+}}
+QLabel#stationName {{
+    font-size: 22px;
+    font-weight: 700;
+}}
+QLabel#headerMuted {{
+    color: {TEXT_MUTED};
+    font-size: 15px;
+}}
+QLabel#clock {{
+    font-family: {MONO_FAMILY};
+    font-size: 22px;
+    color: {TEXT};
+}}
+
+/* alarm line */
+QLabel#alarm {{
+    background: {ALARM};
+    color: #ffffff;
+    font-size: 18px;
+    font-weight: 700;
+    padding: 8px 16px;
+}}
+
+/* panels */
+QFrame#panel {{
+    background: {PANEL};
+    border: 1px solid {BORDER};
+    border-radius: 10px;
+}}
+QLabel#caption {{
+    color: {TEXT_MUTED};
+    font-size: 12px;
+    font-weight: 700;
+    letter-spacing: 2px;
+}}
+QLabel#scoreValue {{
+    font-family: {MONO_FAMILY};
+    font-size: 44px;
+    font-weight: 700;
+}}
+QLabel#thresholdValue {{
+    font-family: {MONO_FAMILY};
+    color: {TEXT_MUTED};
+    font-size: 18px;
+}}
+QLabel#detailKey {{
+    color: {TEXT_MUTED};
+    font-size: 13px;
+    font-weight: 700;
+    letter-spacing: 1px;
+}}
+QLabel#detailValue {{
+    font-size: 15px;
+}}
+QLabel#detailMono {{
+    font-family: {MONO_FAMILY};
+    font-size: 14px;
+}}
+
+/* counters */
+QFrame#tile {{
+    background: {PANEL_RAISED};
+    border: 1px solid {BORDER};
+    border-radius: 8px;
+}}
+QLabel#tileCaption {{
+    color: {TEXT_MUTED};
+    font-size: 11px;
+    font-weight: 700;
+    letter-spacing: 1px;
+}}
+QLabel#tileValue {{
+    font-family: {MONO_FAMILY};
+    font-size: 28px;
+    font-weight: 700;
+}}
+
+/* heatmap toggle and live button */
+QCheckBox {{
+    color: {TEXT};
+    font-size: 15px;
+    font-weight: 600;
+    spacing: 10px;
+}}
+QCheckBox::indicator {{
+    width: 38px;
+    height: 20px;
+    border-radius: 10px;
+    background: {WAITING};
+    border: 1px solid {BORDER};
+}}
+QCheckBox::indicator:checked {{
+    background: {ACCENT};
+}}
+QPushButton {{
+    background: {PANEL_RAISED};
+    color: {TEXT};
+    border: 1px solid {BORDER};
+    border-radius: 8px;
+    padding: 8px 18px;
+    font-size: 15px;
+    font-weight: 700;
+}}
+QPushButton:hover {{
+    border-color: {ACCENT};
+}}
+QPushButton#live[live="true"] {{
+    background: #173524;
+    color: #7fe0a6;
+    border-color: {GOOD};
+}}
+QPushButton#live[live="false"] {{
+    background: {NOT_INSPECTED};
+    color: #1a1400;
+    border-color: {NOT_INSPECTED};
+}}
+
+/* status bar */
+QStatusBar {{
+    background: {PANEL};
+    border-top: 1px solid {BORDER};
+    color: {TEXT_MUTED};
+}}
+QStatusBar::item {{
+    border: none;
+}}
+QStatusBar QLabel {{
+    color: {TEXT_MUTED};
+    font-size: 13px;
+    padding: 2px 10px;
+}}
+"""

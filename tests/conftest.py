@@ -1,0 +1,49 @@
+"""Shared fixtures: generated parts and a really trained tiny model (seconds on two cores)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing a test does lands in the real user data directory."""
+    monkeypatch.setenv("INSPECTOR_HOME", str(tmp_path / "inspector-home"))
+
+
+@pytest.fixture(scope="session")
+def pair_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A labelled folder of 40 good/bad pairs of generated parts at 128 px."""
+    from core.demo import generate_pairs
+
+    root = tmp_path_factory.mktemp("pairs")
+    generate_pairs(root, 40, size=128, seed=3)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory, pair_data: Path) -> Path:
+    """A tiny_cnn bundle trained for real (3 epochs at 64 px)."""
+    from core.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("tiny-model")
+    config = TrainConfig(
+        name="tiny",
+        architecture="tiny_cnn",
+        input_size=64,
+        epochs=3,
+        batch_size=16,
+        val_fraction=0.25,
+        test_fraction=0.0,
+        augment=True,
+        group_pattern=r"_(\d+)\.png$",
+        seed=1,
+    )
+    train(config, pair_data, out, log=lambda _m: None)
+    return out

@@ -1,0 +1,67 @@
+"""The station runtime on a real hot folder: every file exactly one row, files moved after commit."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.station import build_runtime
+from core.storage import VisualLog
+from core.synth import part_image
+from core.types import Verdict
+
+
+def _write_parts(inbox: Path) -> dict[str, str]:
+    """Six good/bad parts and three broken files; name -> expected status."""
+    inbox.mkdir(parents=True)
+    expected = {}
+    for i in range(6):
+        image, _ = part_image(11, i, defective=bool(i % 2), size=256)
+        cv2.imwrite(str(inbox / f"part_{i}.png"), image)
+        expected[f"part_{i}.png"] = "inspected"
+    ok, jpeg = cv2.imencode(".jpg", part_image(11, 9, defective=False, size=256)[0])
+    (inbox / "truncated.jpg").write_bytes(jpeg.tobytes()[:2000])
+    (inbox / "empty.png").write_bytes(b"")
+    (inbox / "report.png").write_bytes(b"%PDF-1.4 not an image")
+    expected.update(
+        {"truncated.jpg": "truncated JPEG", "empty.png": "empty file", "report.png": "not an image"}
+    )
+    (inbox / ".still-writing.png.tmp").write_bytes(b"partial")
+    return expected
+
+
+def test_hot_folder_every_file_one_row(tiny_model: Path, tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    expected = _write_parts(inbox)
+    db = f"sqlite:///{tmp_path / 'log.sqlite'}"
+    seen = []
+    runtime = build_runtime(
+        f"hotfolder:{inbox}", tiny_model, db_url=db, media_root=tmp_path / "media", station_name="t"
+    )
+    runtime.listeners.append(seen.append)
+    done = runtime.run(threading.Event(), max_parts=len(expected))
+    runtime.close()
+    assert done == len(expected)
+
+    with VisualLog(db, media_root=tmp_path / "media", station="t") as log:
+        decisions = log.latest(100)
+        assert len(decisions) == len(expected)
+        by_name = {Path(d.source_ref).name: d for d in decisions}
+        assert set(by_name) == set(expected)
+        for name, want in expected.items():
+            d = by_name[name]
+            if want == "inspected":
+                assert d.verdict in (Verdict.GOOD, Verdict.BAD)
+                assert d.score is not None and d.threshold is not None and d.model_hash
+                heat = log.load_heatmap(d)
+                assert heat is not None and heat.dtype == np.uint8
+                assert (inbox / "processed" / name).is_file()
+            else:
+                assert d.verdict is Verdict.NOT_INSPECTED and want in (d.reason or "")
+                assert (inbox / "rejected" / name).is_file()
+    # The inbox keeps only the file still being written; nothing else was left or lost.
+    assert sorted(p.name for p in inbox.iterdir() if p.is_file()) == [".still-writing.png.tmp"]
+    assert [item.decision.part_id for item in seen] == [d.part_id for d in reversed(decisions)]

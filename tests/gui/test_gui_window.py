@@ -1,0 +1,244 @@
+"""The operator station window driven by a real worker thread on a stand-in line."""
+
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+from gui_fakes import FakeLine, make_inspected_part
+from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QApplication
+
+from core.types import Verdict
+from inspector_gui import app as app_module
+from inspector_gui import theme
+from inspector_gui.main_window import REPAINT_INTERVAL_MS, Counters, StationWindow
+
+
+def test_repaint_rate_is_at_most_15_hz():
+    assert REPAINT_INTERVAL_MS >= 1000 / 15
+
+
+def test_banner_shows_the_newest_verdict(qtbot, open_station):
+    parts = [make_inspected_part(0, Verdict.GOOD, 0.1), make_inspected_part(1, Verdict.BAD, 0.912)]
+    window = open_station(FakeLine(parts))
+    qtbot.waitUntil(lambda: window.shown_part is parts[-1], timeout=3000)
+    banner = window.verdict_banner
+    assert banner.text() == "BAD"
+    assert banner.colour() == QColor(theme.BAD)
+    assert window.score_label.text() == "0.912"
+    assert window.threshold_label.text() == "threshold 0.500"
+    assert window.score_bar.score == pytest.approx(0.912)
+    assert window.score_bar.threshold == pytest.approx(0.5)
+    assert window._detail_values["PART"].text() == parts[-1].decision.part_id
+    assert window._detail_values["SOURCE"].full_text().endswith("part_00001.png")
+    assert window._detail_values["LATENCY"].text() == "12.5 ms"
+    assert window.windowTitle() == "inspector — line-3 / station A"
+    assert "#9f2c4e1a" in window._status_model.text()
+    assert "0.500" in window._status_threshold.text()
+
+
+def test_good_and_not_inspected_banners(qtbot, open_station):
+    parts = [
+        make_inspected_part(0, Verdict.GOOD, 0.042),
+        make_inspected_part(1, Verdict.NOT_INSPECTED, reason="image is 0 bytes", with_image=False),
+    ]
+    window = open_station(FakeLine(parts))
+    qtbot.waitUntil(lambda: window.counters.total == 2, timeout=3000)
+    window.show_part(parts[0])
+    assert window.verdict_banner.text() == "GOOD"
+    assert window.verdict_banner.colour() == QColor(theme.GOOD)
+    window.go_live()
+    assert window.shown_part is parts[1]
+    assert window.verdict_banner.text() == "NOT INSPECTED"
+    assert window.verdict_banner.colour() == QColor(theme.NOT_INSPECTED)
+    assert window.verdict_banner.reason() == "image is 0 bytes"
+    assert window.score_label.text() == "—"
+    window.part_view.grab()  # a part without pixels paints its reason, without raising
+
+
+def test_counters_count_every_part_of_a_burst_faster_than_the_repaint(qtbot, open_station):
+    verdicts = [Verdict.GOOD] * 30 + [Verdict.BAD] * 15 + [Verdict.NOT_INSPECTED] * 5
+    parts = [make_inspected_part(i, v, size=(160, 120)) for i, v in enumerate(verdicts)]
+    parts = [parts[i] for i in np.random.default_rng(3).permutation(len(parts))]
+    window = open_station(FakeLine(parts))
+    qtbot.waitUntil(lambda: window.counters.total == 50, timeout=5000)
+    qtbot.wait(REPAINT_INTERVAL_MS * 2)  # let the timer draw the last one
+    counters = window.counters
+    assert (counters.good, counters.bad, counters.not_inspected) == (30, 15, 5)
+    assert counters.inspected == 45
+    assert counters.yield_pct == pytest.approx(100 * 30 / 45)
+    # Only the newest was painted, not all 50.
+    assert window.shown_part is parts[-1]
+    assert 1 <= window.render_count <= 10
+    tiles = window.counter_tiles
+    assert tiles["inspected"].value() == "45"
+    assert tiles["good"].value() == "30"
+    assert tiles["bad"].value() == "15"
+    assert tiles["not_inspected"].value() == "5"
+    assert tiles["yield"].value() == "66.7%"
+    assert int(tiles["rate"].value()) > 0
+    # The history keeps the last 12, newest first.
+    assert [p.decision.part_id for p in window.history] == [p.decision.part_id for p in parts[::-1][:12]]
+
+
+def test_worker_exception_shows_an_alarm_and_parts_keep_coming(qtbot, open_station):
+    parts = [make_inspected_part(i, Verdict.GOOD) for i in range(4)]
+    line = FakeLine(parts, fail_on_calls={3})
+    window = open_station(line, worker_options={"backoff_first_s": 0.4})
+    qtbot.waitUntil(lambda: window.alarm_text is not None, timeout=3000)
+    assert "simulated inference failure on call 3" in window.alarm_text
+    assert window.alarm_label.isVisible()
+    assert "simulated inference failure" in window.alarm_label.text()
+    assert "FAILED" in window._status_worker.text()
+    assert window.counters.total == 2
+    # The window stays responsive during the back-off: the repaint timer keeps running.
+    before = window._clock.text()
+    qtbot.wait(50)
+    assert window.isVisible() and before
+    # After the rebuild the rest of the parts arrive and the alarm clears.
+    qtbot.waitUntil(lambda: window.counters.total == 4, timeout=3000)
+    qtbot.waitUntil(lambda: not window.alarm_label.isVisible(), timeout=1000)
+    assert window.alarm_text is None
+    assert line.builds == 2
+
+
+def test_closing_the_window_under_load_stops_the_worker(qtbot, open_station):
+    line = FakeLine([make_inspected_part(i, v) for i, v in enumerate(Verdict)], endless=True, delay_s=0.001)
+    window = open_station(line)
+    controller = window.controller
+    stopped = []
+    controller.worker.stopped.connect(lambda: stopped.append(True))
+    qtbot.waitUntil(lambda: window.counters.total > 30, timeout=3000)
+    assert controller.is_running
+    started = time.monotonic()
+    window.close()
+    assert time.monotonic() - started < 1.0
+    assert not controller.worker_thread.isRunning()
+    assert not controller.worker.is_running
+    assert all(runtime.closed for runtime in line.runtimes)
+    qtbot.waitUntil(lambda: stopped == [True], timeout=1000)
+
+
+def test_quit_after_closes_the_window(qtbot, open_station):
+    line = FakeLine([make_inspected_part(i) for i in range(3)], endless=True, delay_s=0.002)
+    window = open_station(line, quit_after=5)
+    with qtbot.waitSignal(window.closed, timeout=3000):
+        pass
+    assert not window.isVisible()
+    assert window.counters.total >= 5
+    assert not window.controller.is_running
+
+
+def test_clicking_a_history_item_shows_that_part_until_live(qtbot, open_station):
+    parts = [make_inspected_part(i, Verdict.BAD if i == 2 else Verdict.GOOD) for i in range(6)]
+    window = open_station(FakeLine(parts))
+    qtbot.waitUntil(lambda: window.counters.total == 6, timeout=3000)
+    qtbot.waitUntil(lambda: window.shown_part is parts[-1], timeout=1000)
+    thumbs = window.history_strip.thumbnails()
+    assert thumbs[3].part is parts[2]  # newest first
+    assert thumbs[3].isVisible()
+    qtbot.mouseClick(thumbs[3], Qt.MouseButton.LeftButton, pos=QPoint(20, 20))
+    assert window.shown_part is parts[2]
+    assert not window.is_live
+    assert window.verdict_banner.text() == "BAD"
+    assert "GO LIVE" in window.live_button.text()
+
+    # New parts are counted but do not take the view away from the part under review.
+    newer = make_inspected_part(6, Verdict.GOOD)
+    window._on_worker_inspected(newer)
+    qtbot.wait(REPAINT_INTERVAL_MS * 2)
+    assert window.shown_part is parts[2]
+    assert window.counters.total == 7
+    assert window.history[0] is newer
+
+    qtbot.mouseClick(window.live_button, Qt.MouseButton.LeftButton)
+    assert window.is_live
+    assert window.shown_part is newer
+    assert window.verdict_banner.text() == "GOOD"
+    assert "LIVE" in window.live_button.text()
+
+
+def test_heatmap_toggle_shows_the_plain_part(qtbot):
+    window = StationWindow()
+    qtbot.addWidget(window)
+    window.show()
+    part = make_inspected_part(0, Verdict.BAD)
+    window._on_worker_inspected(part)
+    window.render_now()
+
+    def reddish_pixels() -> int:
+        image = (
+            window.part_view.grab()
+            .toImage()
+            .convertToFormat(window.part_view.grab().toImage().Format.Format_RGB888)
+        )
+        array = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+        rgb = array[:, : image.width() * 3].reshape(image.height(), image.width(), 3).astype(int)
+        return int(((rgb[:, :, 0] > 150) & (rgb[:, :, 0] - rgb[:, :, 2] > 80)).sum())
+
+    with_heat = reddish_pixels()
+    qtbot.mouseClick(
+        window.heatmap_toggle, Qt.MouseButton.LeftButton, pos=QPoint(8, window.heatmap_toggle.height() // 2)
+    )
+    assert not window.part_view.heatmap_visible
+    without_heat = reddish_pixels()
+    # The red verdict frame stays; the hot spot on the part goes.
+    assert with_heat > without_heat + 200
+
+
+def test_counters_yield_and_rate():
+    counters = Counters(total=10, good=6, bad=2, not_inspected=2, parts_per_min=12.0)
+    assert counters.inspected == 8
+    assert counters.yield_pct == pytest.approx(75.0)
+    assert Counters(total=1, good=0, bad=0, not_inspected=1, parts_per_min=0).yield_pct is None
+
+
+def test_run_station_quits_after_n_parts_and_saves_a_screenshot(qtbot, qapp, tmp_path):
+    line = FakeLine([make_inspected_part(i, v) for i, v in enumerate(Verdict)], endless=True, delay_s=0.005)
+    shot = tmp_path / "station.png"
+    guard = QTimer()
+    guard.setSingleShot(True)
+    guard.timeout.connect(lambda: [w.close() for w in QApplication.topLevelWidgets()])
+    guard.start(5000)  # if quit_after were broken, end the loop instead of hanging the suite
+    try:
+        code = app_module.run_station(line.factory, quit_after=4, screenshot=shot)
+    finally:
+        guard.stop()
+    assert code == 0
+    # The run left no stale quit request behind: the next event loop still runs its full time.
+    started = time.monotonic()
+    qtbot.wait(60)
+    assert time.monotonic() - started >= 0.05
+    assert line.delivered >= 4
+    assert all(runtime.closed for runtime in line.runtimes)
+    image = cv2.imread(str(shot))
+    assert image is not None and image.shape[0] > 400 and image.shape[1] > 800
+
+
+def test_offscreen_fallback_without_a_display(monkeypatch, capsys):
+    for name in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    app_module.ensure_qt_platform()
+    import os
+
+    assert os.environ["QT_QPA_PLATFORM"] == "offscreen"
+    assert "offscreen" in capsys.readouterr().err
+
+    monkeypatch.delenv("QT_QPA_PLATFORM")
+    monkeypatch.setenv("DISPLAY", ":0")
+    app_module.ensure_qt_platform()
+    assert "QT_QPA_PLATFORM" not in os.environ
+
+
+def test_an_unexpected_worker_stop_raises_an_alarm(qtbot):
+    window = StationWindow()
+    qtbot.addWidget(window)
+    window.show()
+    window._on_worker_stopped()  # as if the worker loop ended while the window is open
+    assert window.alarm_label.isVisible()
+    assert "Inspection stopped" in window.alarm_text
+    assert window._status_worker.text() == "worker STOPPED"
