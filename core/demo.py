@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 # Bump when the recipe below changes, so a cached demo model from an older recipe is retrained.
 DEMO_RECIPE = 1
 DEMO_TRAIN_SIZE = 256  # generated training parts; the model sees them at its input size
-DEMO_PER_CLASS = 300
+DEMO_PER_CLASS = 600
 
 
 def demo_model_dir() -> Path:
@@ -110,10 +110,10 @@ def demo_training_config() -> TrainConfig:
         name="demo",
         architecture="tiny_cnn",
         input_size=128,
-        epochs=12,
-        patience=12,
+        epochs=10,
+        patience=10,
         batch_size=32,
-        lr=2e-3,
+        lr=1e-3,
         bad_weight_factor=1.0,
         val_fraction=0.2,
         test_fraction=0.0,
