@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import signal
 import sys
@@ -89,7 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", metavar="URL")
     p.add_argument("--station", default=None)
     p.add_argument("--last", type=int, default=20)
+
+    # Command groups that live with their layer. Each module has ``register(sub)`` adding its
+    # parsers with ``set_defaults(handler=fn)``; it must import heavy modules only in handlers.
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).register(sub)
     return parser
+
+
+COMMAND_MODULES = ("core.storage.cli", "core.inference_cli", "core.sources.cli", "core.training_cli")
 
 
 def _version() -> str:
@@ -100,7 +111,7 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = globals()[f"_cmd_{args.command}"]
+    handler = getattr(args, "handler", None) or globals()[f"_cmd_{args.command}"]
     try:
         return int(handler(args) or 0)
     except KeyboardInterrupt:
