@@ -79,13 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device")
     p.add_argument("--no-augment", dest="augment", action="store_const", const=False)
     p.add_argument("--class-map", help="folder=class pairs, e.g. ok_front=good,def_front=bad")
-
-    p = sub.add_parser("predict", help="score images with a model; one JSON line per image")
-    p.add_argument("model", type=Path)
-    p.add_argument("images", type=Path, nargs="+")
-    p.add_argument("--threshold", type=float)
-    p.add_argument("--heatmap-dir", type=Path, help="write heatmap overlays here")
-    p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--sample-per-class",
+        help="train/validate on a seeded sample, e.g. good=1000,bad=350; the rest is the test split",
+    )
+    p.add_argument("--val-fraction", type=float)
+    p.add_argument("--test-fraction", type=float)
+    p.add_argument("--patience", type=int)
+    p.add_argument("--threads", type=int)
 
     p = sub.add_parser("log", help="show the newest decisions of the visual log")
     p.add_argument("--db", metavar="URL")
@@ -259,12 +260,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
     settings: dict[str, object] = {}
     if args.config:
         settings.update(json.loads(args.config.read_text(encoding="utf-8")))
-    for key in ("architecture", "input_size", "epochs", "batch_size", "lr", "seed", "device", "augment"):
+    keys = ("architecture", "input_size", "epochs", "batch_size", "lr", "seed", "device", "augment",
+            "val_fraction", "test_fraction", "patience", "threads")  # fmt: skip
+    for key in keys:
         value = getattr(args, key)
         if value is not None:
             settings[key] = value
     if args.class_map:
         settings["class_map"] = dict(pair.split("=", 1) for pair in args.class_map.split(","))
+    if args.sample_per_class:
+        settings["sample_per_class"] = {
+            k: int(v) for k, v in (p.split("=", 1) for p in args.sample_per_class.split(","))
+        }
     settings.setdefault("name", args.out.name)
     config = TrainConfig.model_validate(settings)
     bars = ProgressBars()
@@ -274,48 +281,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         bars.close()
     print(f"model bundle: {args.out} (threshold {card.threshold:.4f}, weights {card.short_hash})")
     return 0
-
-
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from core.imageio import DecodeError, read_image
-    from core.inference import Inspector
-
-    inspector = Inspector(
-        args.model, device=None if args.device == "auto" else args.device, threshold=args.threshold
-    )
-    if args.heatmap_dir:
-        args.heatmap_dir.mkdir(parents=True, exist_ok=True)
-    status = 0
-    for path in args.images:
-        try:
-            image = read_image(path)
-        except DecodeError as exc:
-            print(
-                json.dumps(
-                    {"path": str(path), "verdict": "not_inspected", "reason": str(exc)}, ensure_ascii=False
-                )
-            )
-            status = 1
-            continue
-        result = inspector.inspect(image)
-        line = {
-            "path": str(path),
-            "score": round(result.score, 5),
-            "verdict": result.verdict.value,
-            "threshold": result.threshold,
-            "latency_ms": round(result.latency_ms, 2),
-        }
-        if args.heatmap_dir:
-            import cv2
-
-            from core.overlay import make_overlay
-
-            overlay = make_overlay(image, result.heatmap)
-            out = args.heatmap_dir / f"{path.stem}_heatmap.png"
-            cv2.imwrite(str(out), overlay[:, :, ::-1])
-            line["heatmap"] = str(out)
-        print(json.dumps(line, ensure_ascii=False), flush=True)
-    return status
 
 
 def _cmd_log(args: argparse.Namespace) -> int:

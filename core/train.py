@@ -66,6 +66,10 @@ class TrainConfig(BaseModel):
     class_map: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_CLASS_MAP), description="Folder name -> 'good' or 'bad'."
     )
+    sample_per_class: dict[str, int] | None = Field(
+        None,
+        description="Train/validate on a seeded sample, e.g. {'good': 1000, 'bad': 350}; the rest is the test split.",
+    )
     group_pattern: str | None = Field(
         None, description="Regex on file names; its first group keeps related images in one split."
     )
@@ -120,18 +124,29 @@ def train_one_epoch(
     do_augment: bool,
     device: str,
     progress: ProgressFn | None = None,
+    aug_rng: np.random.Generator | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> float:
+    """One pass over the training images.
+
+    Under DistributedDataParallel every process draws the same order from ``rng`` and takes
+    its own equal share (``shard`` = (rank, world size)); augmentation draws from ``aug_rng``.
+    """
     import torch
 
     net.train()
+    aug_rng = aug_rng or rng
     order = rng.permutation(len(images))
+    rank, world = shard
+    if world > 1:
+        order = order[: len(order) - len(order) % world][rank::world]
     total, seen = 0.0, 0
     steps = (len(order) + batch_size - 1) // batch_size
     for step in range(steps):
         idx = order[step * batch_size : (step + 1) * batch_size]
         if len(idx) < 2:  # BatchNorm needs two samples
             continue
-        batch = [augment(images[i], rng) if do_augment else images[i] for i in idx]
+        batch = [augment(images[i], aug_rng) if do_augment else images[i] for i in idx]
         x = torch.from_numpy(np.stack([preset.normalise(b) for b in batch])).to(device)
         y = torch.from_numpy(labels[idx].astype(np.int64)).to(device)
         optimiser.zero_grad(set_to_none=True)
@@ -171,6 +186,52 @@ def _selection_key(r: EpochResult) -> tuple[float, float, float]:
     return (r.val_fpr_at_target, r.val_fnr, r.val_loss)
 
 
+def _distributed(device: str) -> tuple[int, int, str]:
+    """(rank, world size, device) under ``torchrun``; (0, 1, device) otherwise."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, device
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    if device.startswith("cuda"):
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    return dist.get_rank(), world, device
+
+
+def choose_samples(config: TrainConfig, samples: list[Sample]) -> dict[str, list[Sample]]:
+    """Split the data; with ``sample_per_class``, train and validate on a seeded sample only.
+
+    In that regime (the original 1000 good / 350 bad experiments) the images not sampled form
+    the held-out test split, de-duplicated against the sample by content hash.
+    """
+    if not config.sample_per_class:
+        fractions = {"train": 1 - config.val_fraction - config.test_fraction, "val": config.val_fraction}
+        if config.test_fraction > 0:
+            fractions["test"] = config.test_fraction
+        return stratified_split(samples, fractions, seed=config.seed, group_pattern=config.group_pattern)
+    rng = np.random.default_rng(config.seed)
+    chosen: list[Sample] = []
+    for label, name in ((0, "good"), (1, "bad")):
+        pool = [s for s in samples if s.label == label]
+        want = config.sample_per_class.get(name, len(pool))
+        if want > len(pool):
+            raise ValueError(f"asked for {want} {name} images, the folder has {len(pool)}")
+        chosen += [pool[i] for i in sorted(rng.choice(len(pool), size=want, replace=False))]
+    hashes = {s.content_hash for s in chosen}
+    rest = [s for s in samples if s.content_hash not in hashes]
+    fractions = {"train": 1 - config.val_fraction, "val": config.val_fraction}
+    splits = stratified_split(chosen, fractions, seed=config.seed, group_pattern=config.group_pattern)
+    splits["test"] = rest
+    return splits
+
+
 def train(
     config: TrainConfig,
     data_dir: Path,
@@ -182,45 +243,51 @@ def train(
     """Train a model bundle from a folder of labelled images.
 
     Writes into ``out_dir``: ``config.json`` (resolved), ``split.json`` (the manifest),
-    ``epochs.csv`` and the bundle files of the best epoch.
+    ``epochs.csv``, ``metrics.json`` and the bundle files of the best epoch. Under ``torchrun``
+    the same call trains with DistributedDataParallel; process 0 evaluates and writes.
     """
     import torch
 
+    from core.bundle import read_card
     from core.inference import pick_device
     from core.metrics import roc_auc
 
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = pick_device(config.device)
+    rank, world, device = _distributed(pick_device(config.device))
+    main_process = rank == 0
+    if not main_process:
+        progress, log = None, (lambda _m: None)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(out_dir / "config.json", (config.model_dump_json(indent=2) + "\n").encode())
+    aug_rng = np.random.default_rng([config.seed, rank])
+    if main_process:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(out_dir / "config.json", (config.model_dump_json(indent=2) + "\n").encode())
 
     samples = scan_folder(data_dir, config.class_map)
-    fractions = {"train": 1 - config.val_fraction - config.test_fraction, "val": config.val_fraction}
-    if config.test_fraction > 0:
-        fractions["test"] = config.test_fraction
-    splits = stratified_split(samples, fractions, seed=config.seed, group_pattern=config.group_pattern)
-    write_manifest(out_dir / "split.json", splits, Path(data_dir))
+    splits = choose_samples(config, samples)
+    if main_process:
+        write_manifest(out_dir / "split.json", splits, Path(data_dir))
     preset = Preset(input_size=config.input_size, channels=config.channels)
-    log(
-        f"{len(samples)} images: "
-        + ", ".join(
-            f"{k} {sum(s.label == 0 for s in v)} good / {sum(s.label for s in v)} bad"
-            for k, v in splits.items()
-        )
-        + f"; device {device}"
+    counts = ", ".join(
+        f"{k} {sum(s.label == 0 for s in v)} good / {sum(s.label for s in v)} bad" for k, v in splits.items()
     )
+    log(f"{len(samples)} images: {counts}; device {device}" + (f" x {world} processes" if world > 1 else ""))
     train_x = load_images(splits["train"], preset, progress)
     train_y = np.array([s.label for s in splits["train"]], dtype=np.int64)
-    val_x = load_images(splits["val"], preset, progress)
+    val_x = load_images(splits["val"], preset, progress) if main_process else train_x[:0]
     val_y = np.array([s.label for s in splits["val"]], dtype=np.int64)
 
     net = build_model(config.architecture, channels=config.channels, pretrained=config.pretrained).to(device)
+    model: nn.Module = net
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(net, device_ids=[device] if device.startswith("cuda") else None)
     loss_fn = _loss_fn(train_y, config.bad_weight_factor, device)
-    optimiser = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = max(1, len(train_x) // config.batch_size + 1)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = max(1, len(train_x) // (config.batch_size * world) + 1)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=config.lr, total_steps=steps_per_epoch * config.epochs + 1, pct_start=0.2
     )
@@ -229,57 +296,68 @@ def train(
     best_state: dict[str, torch.Tensor] | None = None
     history: list[EpochResult] = []
     stale = 0
-    with open(out_dir / "epochs.csv", "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(
-            [
-                "epoch",
-                "train_loss",
-                "val_loss",
-                "val_fnr_at_0.5",
-                "val_fpr_at_0.5",
-                "val_auc",
-                "val_fpr_at_target",
-                "seconds",
-            ]
-        )
+    csv_file = open(out_dir / "epochs.csv", "w", newline="", encoding="utf-8") if main_process else None  # noqa: SIM115
+    writer = csv.writer(csv_file) if csv_file else None
+    if writer:
+        writer.writerow(["epoch", "train_loss", "val_loss", "val_fnr_at_0.5", "val_fpr_at_0.5", "val_auc",
+                         "val_fpr_at_target", "seconds"])  # fmt: skip
+    try:
         for epoch in range(1, config.epochs + 1):
             started = time.perf_counter()
             train_loss = train_one_epoch(
-                net, train_x, train_y, preset=preset, loss_fn=loss_fn, optimiser=optimiser,
+                model, train_x, train_y, preset=preset, loss_fn=loss_fn, optimiser=optimiser,
                 scheduler=scheduler, batch_size=config.batch_size, rng=rng, do_augment=config.augment,
-                device=device, progress=progress,
+                device=device, progress=progress, aug_rng=aug_rng, shard=(rank, world),
             )  # fmt: skip
-            probs, logits = evaluate_scores(net, val_x, preset=preset, device=device)
-            with torch.no_grad():
-                val_loss = float(
-                    loss_fn(torch.from_numpy(logits).to(device), torch.from_numpy(val_y).to(device))
+            stop = False
+            if main_process:
+                probs, logits = evaluate_scores(net, val_x, preset=preset, device=device)
+                with torch.no_grad():
+                    val_loss = float(
+                        loss_fn(torch.from_numpy(logits).to(device), torch.from_numpy(val_y).to(device))
+                    )
+                fnr, fpr = rates_at(val_y, probs, 0.5)
+                _, fpr_target = rates_at(
+                    val_y, probs, threshold_for_miss_rate(val_y, probs, config.target_miss_rate)
                 )
-            fnr, fpr = rates_at(val_y, probs, 0.5)
-            _, fpr_target = rates_at(
-                val_y, probs, threshold_for_miss_rate(val_y, probs, config.target_miss_rate)
-            )
-            result = EpochResult(
-                epoch, train_loss, val_loss, fnr, fpr, roc_auc(val_y, probs), fpr_target,
-                time.perf_counter() - started,
-            )  # fmt: skip
-            history.append(result)
-            writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in vars_of(result)])
-            fh.flush()
-            log(
-                f"epoch {epoch}/{config.epochs}: loss {train_loss:.4f} val loss {val_loss:.4f} "
-                f"FNR@0.5 {fnr:.3f} FPR@0.5 {fpr:.3f} FPR@target {fpr_target:.3f} AUC {result.val_auc:.4f} "
-                f"({result.seconds:.1f} s)"
-            )
-            if best is None or _selection_key(result) < _selection_key(best):
-                best, stale = result, 0
-                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-            else:
-                stale += 1
-                if stale >= config.patience:
-                    log(f"no better epoch for {config.patience} epochs: stopping")
-                    break
+                result = EpochResult(
+                    epoch, train_loss, val_loss, fnr, fpr, roc_auc(val_y, probs), fpr_target,
+                    time.perf_counter() - started,
+                )  # fmt: skip
+                history.append(result)
+                assert writer is not None and csv_file is not None
+                writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in vars_of(result)])
+                csv_file.flush()
+                log(
+                    f"epoch {epoch}/{config.epochs}: loss {train_loss:.4f} val loss {val_loss:.4f} "
+                    f"FNR@0.5 {fnr:.3f} FPR@0.5 {fpr:.3f} FPR@target {fpr_target:.3f} "
+                    f"AUC {result.val_auc:.4f} ({result.seconds:.1f} s)"
+                )
+                if best is None or _selection_key(result) < _selection_key(best):
+                    best, stale = result, 0
+                    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                else:
+                    stale += 1
+                    if stale >= config.patience:
+                        log(f"no better epoch for {config.patience} epochs: stopping")
+                        stop = True
+            if world > 1:
+                import torch.distributed as dist
 
+                flag = torch.tensor([1.0 if stop else 0.0])
+                dist.broadcast(flag, src=0)
+                stop = bool(flag.item())
+            if stop:
+                break
+    finally:
+        if csv_file:
+            csv_file.close()
+
+    if not main_process:
+        import torch.distributed as dist
+
+        dist.barrier()
+        return read_card(out_dir)
     assert best is not None and best_state is not None
     net.load_state_dict(best_state)
     probs, _ = evaluate_scores(net, val_x, preset=preset, device=device)
@@ -297,6 +375,7 @@ def train(
         "epochs_run": len(history),
         "train_seconds": round(sum(r.seconds for r in history), 1),
         "device": device,
+        "processes": world,
     }
     log(f"best epoch {best.epoch}; threshold {threshold:.4f}: val FNR {fnr:.3f}, FPR {fpr:.3f}")
     card = save_bundle(
@@ -313,6 +392,10 @@ def train(
         metrics=metrics,
     )
     write_atomic(out_dir / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
     return card
 
 

@@ -1,0 +1,37 @@
+"""CLI commands of the training side: ``inspector evaluate``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate", help="evaluate a model bundle on labelled images; writes a report with figures"
+    )
+    p.add_argument("model", type=Path, help="model bundle folder")
+    p.add_argument("data_dir", type=Path, help="folder of class folders (the one the model was trained from)")
+    p.add_argument("--out", type=Path, help="report folder (default: MODEL/eval-SPLIT)")
+    p.add_argument(
+        "--split", default="test", help="split of the bundle's manifest to use, or 'all' (default: test)"
+    )
+    p.add_argument("--no-leak-check", action="store_true", help="skip the augmentation leak check")
+    p.set_defaults(handler=_cmd_evaluate)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from core.evaluate import evaluate
+    from core.progress import ProgressBars
+
+    out = args.out or args.model / f"eval-{args.split}"
+    bars = ProgressBars()
+    try:
+        report = evaluate(args.model, args.data_dir, out, split=args.split, leak_check=not args.no_leak_check,
+                          progress=bars)  # fmt: skip
+    finally:
+        bars.close()
+    print((out / "report.md").read_text(encoding="utf-8"))
+    print(f"report: {out}")
+    del report
+    return 0

@@ -1,0 +1,72 @@
+"""Training side: seeded sampling regime, evaluation report, and DistributedDataParallel."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.data import Sample
+from core.evaluate import evaluate, upper_bound
+from core.train import TrainConfig, choose_samples
+
+
+def test_clopper_pearson_upper_bound() -> None:
+    assert upper_bound(0, 100) == pytest.approx(0.0295, abs=1e-4)  # the "3/n" rule
+    assert upper_bound(0, 1000) == pytest.approx(0.003, abs=1e-4)
+    assert upper_bound(5, 100) > 0.05 > upper_bound(0, 100)
+    assert upper_bound(3, 3) == 1.0
+
+
+def test_sample_per_class_regime_tests_on_the_rest() -> None:
+    samples = [Sample(Path(f"ok/{i}.png"), 0, f"g{i}") for i in range(200)]
+    samples += [Sample(Path(f"def/{i}.png"), 1, f"b{i}") for i in range(120)]
+    samples.append(Sample(Path("def/copy.png"), 1, "b0"))  # duplicate of b0
+    config = TrainConfig(sample_per_class={"good": 100, "bad": 35}, val_fraction=0.2, seed=5)
+    splits = choose_samples(config, samples)
+    sampled = splits["train"] + splits["val"]
+    assert sum(s.label == 0 for s in sampled) == 100 and sum(s.label == 1 for s in sampled) == 35
+    assert {s.content_hash for s in sampled}.isdisjoint({s.content_hash for s in splits["test"]})
+    assert len(sampled) + len(splits["test"]) + (
+        1 if "b0" in {s.content_hash for s in sampled} else 0
+    ) == len(samples)
+    assert choose_samples(config, samples) == splits  # seeded
+    with pytest.raises(ValueError, match="asked for"):
+        choose_samples(TrainConfig(sample_per_class={"bad": 500}), samples)
+
+
+def test_evaluation_report_with_bounds_figures_and_leak_check(
+    tiny_model: Path, pair_data: Path, tmp_path: Path
+) -> None:
+    report = evaluate(tiny_model, pair_data, tmp_path / "eval", split="val")
+    op = report["at_chosen_threshold"]
+    assert op["tp"] + op["fn"] == report["data"]["bad"] > 0
+    assert op["fnr_upper95"] >= op["fnr"] and op["fpr_upper95"] >= op["fpr"]
+    assert 0.0 <= report["roc_auc"] <= 1.0
+    for name in ("report.json", "report.md", "confusion.png", "curves.png"):
+        assert (tmp_path / "eval" / name).stat().st_size > 100
+    assert json.loads((tmp_path / "eval" / "report.json").read_text())["model"]["architecture"] == "tiny_cnn"
+    leak = report["leak_check"]
+    assert set(leak) == {"good", "bad", "passed"} and leak["good"]["n"] > 0
+
+
+@pytest.mark.timeout(240)
+def test_torchrun_two_processes_gloo(pair_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "core.cli", "train", str(pair_data), "--out", str(out), "--arch", "tiny_cnn",
+        "--input-size", "48", "--epochs", "2", "--batch-size", "8", "--device", "cpu", "--threads", "1",
+    ]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=220, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    card = json.loads((out / "model.json").read_text())
+    assert card["architecture"] == "tiny_cnn" and card["metrics"]["processes"] == 2
+    from core.inference import Inspector
+
+    assert Inspector(out).card.input_size == 48
