@@ -33,13 +33,17 @@ EXPERIMENTS: dict[str, dict[str, object]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--only", help="comma-separated experiment names")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--input-size", type=int, default=224)
-    parser.add_argument("--sample", default="good=1000,bad=350", help="seed regime sample; 'none' for the full folder")
+    parser.add_argument(
+        "--sample", default="good=1000,bad=350", help="seed regime sample; 'none' for the full folder"
+    )
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
 
@@ -47,7 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     from core.train import TrainConfig, train
 
     names = args.only.split(",") if args.only else list(EXPERIMENTS)
-    sample = None if args.sample == "none" else {k: int(v) for k, v in (p.split("=") for p in args.sample.split(","))}
+    sample = (
+        None
+        if args.sample == "none"
+        else {k: int(v) for k, v in (p.split("=") for p in args.sample.split(","))}
+    )
     rows = []
     for name in names:
         run = args.out / name
@@ -59,7 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         base.update(EXPERIMENTS[name])
         started = time.perf_counter()
         if not (run / "model.json").is_file():
-            train(TrainConfig.model_validate(base), args.data_dir, run, log=lambda m: print(f"[{name}] {m}"))
+            train(
+                TrainConfig.model_validate(base),
+                args.data_dir,
+                run,
+                log=lambda m, n=name: print(f"[{n}] {m}"),
+            )
         train_s = time.perf_counter() - started
         report = evaluate(run, args.data_dir, run / "eval-test", split="test")
         op = report["at_chosen_threshold"]
