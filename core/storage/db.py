@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 _log = logging.getLogger(__name__)
@@ -19,10 +19,10 @@ _log = logging.getLogger(__name__)
 # busy_timeout lets a reader (a report, a second GUI) hold the file briefly without the
 # writer failing at once.
 SQLITE_PRAGMAS = (
+    "busy_timeout=5000",  # first: switching a new file to WAL waits for the lock like the rest
     "journal_mode=WAL",
     "synchronous=FULL",
     "foreign_keys=ON",
-    "busy_timeout=5000",
 )
 
 
@@ -51,10 +51,28 @@ def make_engine(url: str) -> Engine:
 
     engine = create_engine(url)
     event.listen(engine, "connect", _set_sqlite_pragmas)
+    event.listen(engine, "begin", _begin_sqlite)
     return engine
 
 
+# Execution option that makes a SQLite transaction take the write lock at BEGIN. A writer that
+# first reads and then writes in a deferred transaction can fail at once with "database is
+# locked" (SQLITE_BUSY_SNAPSHOT, no busy wait) when another connection wrote in between;
+# BEGIN IMMEDIATE waits for the lock instead, up to busy_timeout.
+WRITE = {"inspector_write": True}
+
+
+def _begin_sqlite(connection: Connection) -> None:
+    # The driver's own transaction handling is off (see _set_sqlite_pragmas): it would not
+    # BEGIN before DDL, so migrations would not be atomic. SQLAlchemy's begin emits it instead.
+    if connection.get_execution_options().get("inspector_write"):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        connection.exec_driver_sql("BEGIN")
+
+
 def _set_sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
+    dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN (see _begin_sqlite)
     cursor = dbapi_connection.cursor()
     try:
         _execute_pragmas(cursor)

@@ -83,6 +83,10 @@ class DuplicatePartError(ValueError):
         self.part_id = part_id
 
 
+class NotAllowedError(ValueError):
+    """The user named for a review, threshold change or keep mark is unknown, inactive or lacks the role."""
+
+
 def problem_from_message(message: str) -> StorageProblem | None:
     lowered = message.lower()
     for fragment, problem in _MESSAGE_FRAGMENTS:

@@ -4,38 +4,77 @@ Rows go to SQLite (one station) or PostgreSQL (several stations); images and hea
 files under the media root, and the rows hold paths relative to it. Media files are written
 (atomically, synced) before the row is committed, so a committed row always has its files; a
 crash in between leaves only an orphan file, never a row without its heatmap.
+
+Decisions, threshold changes and reviews are appended to their station's hash chain (see
+``core.storage.chain``): each append updates the chain head on the station's row and inserts the
+record in one transaction, and the head update only succeeds when nobody appended in between,
+so two writers of one station (the station and a supervisor's review) never fork the chain.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path, PurePath, PurePosixPath
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import cv2
 import numpy as np
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.sql import Select
 
 from core import paths
 from core.fileio import sha256_bytes, write_atomic
-from core.storage.db import make_engine
-from core.storage.errors import DuplicatePartError, environment_errors
-from core.storage.schema import DecisionRow, ModelVersion, Station, create_schema
+from core.storage import chain
+from core.storage.db import WRITE, make_engine
+from core.storage.errors import DuplicatePartError, NotAllowedError, StorageError, environment_errors
+from core.storage.migrate import upgrade
+from core.storage.records import (
+    SUPERVISING_ROLES,
+    SYSTEM_USER,
+    ChainHead,
+    ChainVerification,
+    DecisionRecord,
+    HourCount,
+    ModelInfo,
+    Review,
+    ReviewOutcome,
+    Role,
+    ShiftDefinition,
+    ThresholdChange,
+    User,
+)
+from core.storage.schema import (
+    GENESIS_HASH,
+    DecisionRow,
+    KeepMarkRow,
+    ModelVersion,
+    ReviewRow,
+    RoleRow,
+    ShiftRow,
+    Station,
+    ThresholdChangeRow,
+    UserRow,
+)
 from core.types import Decision, Inspection, Part, Verdict, verdict_for
+
+if TYPE_CHECKING:
+    from core.storage.retention import RetentionPolicy, RetentionResult
 
 _log = logging.getLogger(__name__)
 
 _PART_ID = re.compile(r"[0-9A-HJKMNP-TV-Z]{26}")  # a ULID, Crockford base 32; also a safe file name
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_HH_MM = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 _IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"\x89PNG\r\n\x1a\n", ".png"),
@@ -44,10 +83,15 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"II*\x00", ".tif"),
     (b"MM\x00*", ".tif"),
 )
+_APPEND_ATTEMPTS = 20  # another writer of the same station moved the head: reload and retry
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+class _StaleHead(Exception):
+    """Another writer appended to the chain since the head was read; roll back and retry."""
 
 
 class VisualLog:
@@ -56,7 +100,8 @@ class VisualLog:
     One writer: a log is made and used on one thread (the inspection worker). Other threads or
     processes that only read open their own ``VisualLog`` on the same URL. Queries other than
     ``get`` are scoped to this log's station, which matters only when several stations share one
-    PostgreSQL database.
+    PostgreSQL database. Opening a log brings its schema to the newest revision (a SQLite file is
+    backed up first, see ``core.storage.migrate``).
 
     Args:
         url: SQLAlchemy URL of the database; defaults to ``core.paths.default_db_url()``.
@@ -65,7 +110,7 @@ class VisualLog:
         clock: Returns the current time, UTC-aware; for tests and replays.
 
     Raises:
-        StorageError: The database cannot be opened or its tables created.
+        StorageError: The database cannot be opened or migrated.
     """
 
     def __init__(
@@ -82,6 +127,7 @@ class VisualLog:
         self._clock = clock or _utc_now
         self._station_id: int | None = None
         self._model_ids: dict[str, int] = {}
+        self._heads: dict[int, ChainHead] = {}  # chain heads as this log last wrote them
         self._closed = False
         self._where = make_url(self._url).render_as_string(hide_password=True)
         with environment_errors(self._where):
@@ -89,12 +135,15 @@ class VisualLog:
         try:
             with environment_errors(str(self._media_root)):
                 self._media_root.mkdir(parents=True, exist_ok=True)
-            with environment_errors(self._where), self._engine.begin() as connection:
-                create_schema(connection)
+            with environment_errors(self._where):
+                self.backup_before_upgrade = upgrade(self._engine, url=self._url)
         except BaseException:
             self._engine.dispose()
             raise
+        self._writer = self._engine.execution_options(**WRITE)
         self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+        # Sessions that read and then write take the write lock at BEGIN (see db.WRITE).
+        self._write_sessions = sessionmaker(self._writer, expire_on_commit=False)
 
     # ------------------------------------------------------------------ properties
 
@@ -102,6 +151,11 @@ class VisualLog:
     def engine(self) -> Engine:
         """The engine, for maintenance and tests; ORM rows still stay inside ``core.storage``."""
         return self._engine
+
+    @property
+    def url(self) -> str:
+        """The database URL, password included (for maintenance tools such as backups)."""
+        return self._url
 
     @property
     def media_root(self) -> Path:
@@ -121,8 +175,9 @@ class VisualLog:
         model_hash: str | None,
         model_name: str | None = None,
         reason: str | None = None,
+        keep: bool = False,
     ) -> Decision:
-        """Store one decision: media files first, then the row.
+        """Store one decision: media files first, then the row, as the next link of the chain.
 
         Args:
             part: The part as it arrived. Its original bytes (``encoded``) are kept when given,
@@ -132,6 +187,7 @@ class VisualLog:
             model_name: A readable name for the model, stored the first time a hash is seen.
             reason: Why the part was not inspected (defaults to ``part.error``); required when
                 ``inspection`` is None, kept as a note otherwise.
+            keep: Never remove this decision by retention (e.g. a part kept as evidence).
 
         Returns:
             The decision as committed, with media paths relative to the media root.
@@ -163,6 +219,8 @@ class VisualLog:
             if not (math.isfinite(score) and math.isfinite(threshold)):
                 raise ValueError(f"part {part_id}: score {score} and threshold {threshold} must be finite")
             latency_ms = float(inspection.latency_ms)
+            if not math.isfinite(latency_ms):
+                raise ValueError(f"part {part_id}: latency {latency_ms} must be finite")
             verdict = verdict_for(score, threshold)
             heatmap_png = _encode_heatmap(inspection.heatmap)
         if model_hash is not None:
@@ -170,36 +228,63 @@ class VisualLog:
         content_hash = part.content_hash
         if content_hash is None and part.encoded is not None:
             content_hash = sha256_bytes(part.encoded)
-        created_at = self._clock()
-        if created_at.tzinfo is None or created_at.utcoffset() is None:
-            raise ValueError("the log's clock must return timezone-aware datetimes")
-        created_at = created_at.astimezone(UTC)
+        created_at = self.now()
         image = _image_payload(part)
 
         with environment_errors(self._where):
             station_id = self._ensure_station()
-            model_version_id = self._ensure_model(model_hash, model_name) if model_hash else None
+            model_version_id = self._ensure_model(model_hash, model_name, created_at) if model_hash else None
             if self._exists(part_id):
                 raise DuplicatePartError(part_id)
 
         folder = created_at.strftime("%Y/%m/%d")
         image_path = f"{folder}/{part_id}{image[1]}" if image is not None else None
         heatmap_path = f"{folder}/{part_id}_heatmap.png" if heatmap_png is not None else None
-        row = DecisionRow(
-            part_id=part_id,
-            station_id=station_id,
-            created_at=created_at,
-            source_ref=part.source_ref,
-            content_hash=content_hash,
-            verdict=verdict.value,
-            score=score,
-            threshold=threshold,
-            reason=reason,
-            latency_ms=latency_ms,
-            model_version_id=model_version_id,
-            image_path=image_path,
-            heatmap_path=heatmap_path,
-        )
+        media_bytes = (len(image[0]) if image is not None else 0) + len(heatmap_png or b"")
+        values: dict[str, Any] = {
+            "part_id": part_id,
+            "station_id": station_id,
+            "created_at": created_at,
+            "source_ref": part.source_ref,
+            "content_hash": content_hash,
+            "verdict": verdict.value,
+            "score": score,
+            "threshold": threshold,
+            "reason": reason,
+            "latency_ms": latency_ms,
+            "model_version_id": model_version_id,
+            "image_path": image_path,
+            "heatmap_path": heatmap_path,
+            "media_bytes": media_bytes,
+        }
+
+        def link(seq: int, previous: str) -> str:
+            return chain.decision_hash(
+                previous,
+                station=self._station,
+                seq=seq,
+                part_id=part_id,
+                created_at=created_at,
+                source_ref=part.source_ref,
+                content_hash=content_hash,
+                verdict=verdict.value,
+                score=score,
+                threshold=threshold,
+                reason=reason,
+                latency_ms=latency_ms,
+                model_hash=model_hash,
+                image_path=image_path,
+                heatmap_path=heatmap_path,
+                media_bytes=media_bytes,
+            )
+
+        def keep_mark(connection: Connection) -> None:
+            if keep:
+                connection.execute(
+                    insert(KeepMarkRow).values(
+                        part_id=part_id, created_at=created_at, user_id=None, reason="kept when recorded"
+                    )
+                )
 
         written: list[Path] = []
         try:
@@ -215,8 +300,7 @@ class VisualLog:
                     _fsync_dir(written[0].parent)  # the renames themselves survive a power loss
             with environment_errors(self._where):
                 try:
-                    with self._sessions.begin() as session:
-                        session.add(row)
+                    self._append(station_id, DecisionRow, values, link, then=keep_mark)
                 except IntegrityError as exc:
                     # Only another writer racing on the same id gets here (checked above).
                     if self._exists(part_id):
@@ -226,7 +310,317 @@ class VisualLog:
         except Exception:
             self._discard_orphans(part_id, written)
             raise
-        return _to_decision(row, self._station, model_hash)
+        return Decision(
+            part_id=part_id,
+            station=self._station,
+            source_ref=part.source_ref,
+            created_at=created_at,
+            content_hash=content_hash,
+            verdict=verdict,
+            score=score,
+            threshold=threshold,
+            reason=reason,
+            latency_ms=latency_ms,
+            model_hash=model_hash,
+            image_path=image_path,
+            heatmap_path=heatmap_path,
+        )
+
+    def record_threshold_change(
+        self,
+        old: float | None,
+        new: float,
+        *,
+        user: str,
+        reason: str,
+        model_hash: str | None = None,
+        model_name: str | None = None,
+    ) -> ThresholdChange:
+        """Record that this station's threshold changed; the next decisions carry ``new``.
+
+        Args:
+            old: The threshold in force until now; None when the station had none recorded.
+            new: The threshold in force from now on, 0..1.
+            user: Who changed it: a registered supervisor or admin (``system`` for the station's
+                own start-up setting).
+            reason: Why, in the user's words; required.
+            model_hash: The model the threshold applies to (SHA-256 hex), when known.
+            model_name: A readable name for that model.
+
+        Raises:
+            NotAllowedError: The user is unknown, inactive, or not a supervisor or admin.
+            ValueError: A threshold outside 0..1 or an empty reason.
+            StorageError: As for ``record``; nothing is recorded.
+        """
+        self._check_open()
+        for label, value in (("old", old), ("new", new)):
+            if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
+                raise ValueError(f"the {label} threshold {value} must be between 0 and 1")
+        reason = (reason or "").strip()
+        if not reason:
+            raise ValueError("a threshold change needs a reason")
+        if model_hash is not None:
+            model_hash = _checked_sha256(model_hash)
+        created_at = self.now()
+        old_value, new_value = (None if old is None else float(old)), float(new)
+        with environment_errors(self._where):
+            user_id = self._supervisor_id(user, "change a threshold")
+            station_id = self._ensure_station()
+            model_version_id = self._ensure_model(model_hash, model_name, created_at) if model_hash else None
+            values = {
+                "station_id": station_id,
+                "created_at": created_at,
+                "user_id": user_id,
+                "old_threshold": old_value,
+                "new_threshold": new_value,
+                "reason": reason,
+                "model_version_id": model_version_id,
+            }
+            seq, _ = self._append(
+                station_id,
+                ThresholdChangeRow,
+                values,
+                lambda seq, previous: chain.threshold_change_hash(
+                    previous,
+                    station=self._station,
+                    seq=seq,
+                    created_at=created_at,
+                    user=user,
+                    old=old_value,
+                    new=new_value,
+                    reason=reason,
+                    model_hash=model_hash,
+                ),
+            )
+        return ThresholdChange(
+            station=self._station,
+            seq=seq,
+            created_at=created_at,
+            user=user,
+            old=old_value,
+            new=new_value,
+            reason=reason,
+            model_hash=model_hash,
+        )
+
+    def review(self, part_id: str, *, verdict: Verdict, user: str, comment: str | None = None) -> Review:
+        """Record a supervisor's confirmation or override of a decision, as a new linked row.
+
+        The decision itself is never changed. A review joins the chain of the decision's
+        station (which may be another station sharing the database).
+
+        Args:
+            part_id: The decision reviewed.
+            verdict: What the supervisor says the part is (good or bad). The same verdict as the
+                model's confirms it; another overrides it.
+            user: A registered supervisor or admin.
+            comment: Optional note.
+
+        Raises:
+            KeyError: No decision with this part id.
+            NotAllowedError: The user may not review.
+            ValueError: ``verdict`` is not good or bad.
+            StorageError: As for ``record``.
+        """
+        self._check_open()
+        verdict = Verdict(verdict)
+        if verdict is Verdict.NOT_INSPECTED:
+            raise ValueError("a review says whether the part is good or bad")
+        created_at = self.now()
+        with environment_errors(self._where):
+            user_id = self._supervisor_id(user, "review decisions")
+            with self._sessions() as session:
+                found = session.execute(
+                    select(DecisionRow.verdict, DecisionRow.station_id, Station.name)
+                    .join(Station, DecisionRow.station_id == Station.id)
+                    .where(DecisionRow.part_id == part_id)
+                ).first()
+            if found is None:
+                raise KeyError(f"no decision about part {part_id} in the visual log")
+            original, station_id, station = found
+            outcome = ReviewOutcome.CONFIRMED if original == verdict.value else ReviewOutcome.OVERRIDDEN
+            values = {
+                "station_id": station_id,
+                "created_at": created_at,
+                "part_id": part_id,
+                "user_id": user_id,
+                "verdict": verdict.value,
+                "outcome": outcome.value,
+                "comment": comment,
+            }
+            seq, _ = self._append(
+                station_id,
+                ReviewRow,
+                values,
+                lambda seq, previous: chain.review_hash(
+                    previous,
+                    station=station,
+                    seq=seq,
+                    created_at=created_at,
+                    part_id=part_id,
+                    user=user,
+                    verdict=verdict.value,
+                    outcome=outcome.value,
+                    comment=comment,
+                ),
+            )
+        return Review(
+            station=station,
+            seq=seq,
+            created_at=created_at,
+            part_id=part_id,
+            user=user,
+            verdict=verdict,
+            outcome=outcome,
+            comment=comment,
+        )
+
+    def keep(self, part_id: str, *, user: str, reason: str) -> None:
+        """Mark a decision so that retention never removes it (nor its image and heatmap).
+
+        Raises:
+            KeyError: No decision with this part id.
+            NotAllowedError: The user is not a supervisor or admin.
+            ValueError: An empty reason.
+        """
+        self._check_open()
+        reason = (reason or "").strip()
+        if not reason:
+            raise ValueError("keeping a decision needs a reason")
+        created_at = self.now()
+        with environment_errors(self._where):
+            user_id = self._supervisor_id(user, "keep decisions")
+            if not self._exists(part_id):
+                raise KeyError(f"no decision about part {part_id} in the visual log")
+            with self._writer.begin() as connection:
+                connection.execute(
+                    insert(KeepMarkRow).values(
+                        part_id=part_id, created_at=created_at, user_id=user_id, reason=reason
+                    )
+                )
+
+    # ------------------------------------------------------------------ users and shifts
+
+    def add_user(self, name: str, *, role: Role | str, display_name: str | None = None) -> User:
+        """Register a user. Users are configuration: they may later be deactivated, never removed.
+
+        Raises:
+            ValueError: The name is empty or taken, or the role unknown.
+        """
+        self._check_open()
+        name = name.strip()
+        if not name:
+            raise ValueError("a user needs a name")
+        role = Role(role)
+        created_at = self.now()
+        with environment_errors(self._where), self._write_sessions() as session:
+            role_id = session.scalar(select(RoleRow.id).where(RoleRow.name == role.value))
+            if role_id is None:
+                raise ValueError(f"role {role} is not in the database")
+            session.add(
+                UserRow(
+                    name=name, display_name=display_name, role_id=role_id, active=True, created_at=created_at
+                )
+            )
+            try:
+                session.commit()
+            except IntegrityError as exc:
+                session.rollback()
+                if session.scalar(select(UserRow.id).where(UserRow.name == name)) is not None:
+                    raise ValueError(f"user {name!r} exists already") from exc
+                raise
+        return User(name=name, role=role, display_name=display_name, active=True, created_at=created_at)
+
+    def set_user_active(self, name: str, active: bool) -> None:
+        """Deactivate (or reactivate) a user; their past records keep naming them."""
+        self._check_open()
+        if name == SYSTEM_USER:
+            raise ValueError("the system user cannot be deactivated")
+        with environment_errors(self._where), self._writer.begin() as connection:
+            changed = connection.execute(
+                update(UserRow).where(UserRow.name == name).values(active=active)
+            ).rowcount
+        if not changed:
+            raise KeyError(f"no user {name!r}")
+
+    def register_model(
+        self, model_hash: str, *, name: str | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> ModelInfo:
+        """Record a model version with its name and metadata (e.g. its model card) as JSON.
+
+        Decisions name their model by hash; call this when a model is loaded so the log also
+        keeps what the hash stands for. A name or metadata already stored is kept: a hash always
+        stands for the same file.
+
+        Raises:
+            ValueError: Not a SHA-256 hex digest, or metadata that JSON cannot hold.
+        """
+        self._check_open()
+        model_hash = _checked_sha256(model_hash)
+        text = None if metadata is None else json.dumps(dict(metadata), sort_keys=True, ensure_ascii=False)
+        created_at = self.now()
+        with environment_errors(self._where):
+            model_id = self._ensure_model(model_hash, name, created_at)
+            with self._writer.begin() as connection:
+                for column, value in (("name", name), ("metadata_json", text)):
+                    if value is not None:
+                        connection.execute(
+                            update(ModelVersion)
+                            .where(ModelVersion.id == model_id, getattr(ModelVersion, column).is_(None))
+                            .values({column: value})
+                        )
+        return next(m for m in self.models() if m.hash == model_hash)
+
+    def models(self) -> list[ModelInfo]:
+        """Every model version the log knows, oldest first."""
+        self._check_open()
+        m = ModelVersion
+        with environment_errors(self._where), self._sessions() as session:
+            rows = session.execute(select(m.hash, m.name, m.metadata_json, m.created_at).order_by(m.id)).all()
+        return [
+            ModelInfo(hash=h, name=n, metadata=None if j is None else json.loads(j), created_at=c)
+            for h, n, j, c in rows
+        ]
+
+    def users(self) -> list[User]:
+        """Every registered user, by name."""
+        self._check_open()
+        query = (
+            select(UserRow.name, RoleRow.name, UserRow.display_name, UserRow.active, UserRow.created_at)
+            .join(RoleRow, UserRow.role_id == RoleRow.id)
+            .order_by(UserRow.name)
+        )
+        with environment_errors(self._where), self._sessions() as session:
+            return [
+                User(name=n, role=Role(r), display_name=d, active=bool(a), created_at=c)
+                for n, r, d, a, c in session.execute(query)
+            ]
+
+    def shift_plan(self) -> list[ShiftDefinition]:
+        """The shifts of the plan in order of their start time; empty when none is configured."""
+        self._check_open()
+        with environment_errors(self._where), self._sessions() as session:
+            rows = session.execute(
+                select(ShiftRow.name, ShiftRow.start_local, ShiftRow.timezone).order_by(ShiftRow.start_local)
+            ).all()
+        return [ShiftDefinition(name=n, start=s, timezone=tz) for n, s, tz in rows]
+
+    def set_shift_plan(self, shifts: Sequence[ShiftDefinition]) -> None:
+        """Replace the shift plan (configuration; reports of past shifts use the plan given to them)."""
+        self._check_open()
+        names = [s.name for s in shifts]
+        starts = [s.start for s in shifts]
+        if len(set(names)) != len(names) or len(set(starts)) != len(starts):
+            raise ValueError("shift names and start times must be unique")
+        for shift in shifts:
+            if not _HH_MM.fullmatch(shift.start) or not shift.name.strip():
+                raise ValueError(f"shift {shift.name!r} at {shift.start!r}: give a name and a HH:MM start")
+        with environment_errors(self._where), self._writer.begin() as connection:
+            connection.execute(delete(ShiftRow))
+            for shift in shifts:
+                connection.execute(
+                    insert(ShiftRow).values(name=shift.name, start_local=shift.start, timezone=shift.timezone)
+                )
 
     # ------------------------------------------------------------------ reading
 
@@ -235,63 +629,297 @@ class VisualLog:
         self._check_open()
         with environment_errors(self._where), self._sessions() as session:
             result = session.execute(_DECISIONS.where(DecisionRow.part_id == part_id)).first()
-        if result is None:
-            return None
-        row, station, model_hash = result
-        return _to_decision(row, station, model_hash)
+        return None if result is None else _to_decision(result)
 
     def latest(self, n: int = 50) -> list[Decision]:
         """This station's ``n`` most recent decisions, newest first."""
+        return self.find(limit=n)
+
+    def find(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        verdicts: Iterable[Verdict] | None = None,
+        score_min: float | None = None,
+        score_max: float | None = None,
+        limit: int | None = 100,
+        newest_first: bool = True,
+    ) -> list[Decision]:
+        """This station's decisions matching every filter given.
+
+        Args:
+            since: Only decisions at or after this time (aware datetime).
+            until: Only decisions before this time.
+            verdicts: Only these verdicts.
+            score_min: Only scores at or above this (a score band's lower edge).
+            score_max: Only scores below this (the band's upper edge, excluded).
+            limit: At most this many (None: all; mind the memory on a large log).
+            newest_first: Order by time, newest first (else oldest first).
+        """
         self._check_open()
-        if n <= 0:
+        if limit is not None and limit <= 0:
             return []
         with environment_errors(self._where), self._sessions() as session:
             station_id = self._find_station(session)
             if station_id is None:
                 return []
-            query = (
-                _DECISIONS.where(DecisionRow.station_id == station_id)
-                .order_by(DecisionRow.created_at.desc(), DecisionRow.part_id.desc())
-                .limit(n)
+            newest = (DecisionRow.created_at.desc(), DecisionRow.part_id.desc())
+            order = newest if newest_first else (DecisionRow.created_at, DecisionRow.part_id)
+            query = _filtered(_DECISIONS, station_id, since, until, verdicts, score_min, score_max).order_by(
+                *order
             )
-            return [
-                _to_decision(row, station, model_hash) for row, station, model_hash in session.execute(query)
-            ]
+            if limit is not None:
+                query = query.limit(limit)
+            banded = score_min is not None or score_max is not None
+            if banded and newest_first and limit is not None and session.get_bind().dialect.name == "sqlite":
+                # A derived table, so that the newest decisions drive the query, not the score index.
+                recent = aliased(
+                    DecisionRow,
+                    _filtered(select(DecisionRow), station_id, since, until, verdicts, None, None)
+                    .order_by(*newest)
+                    .limit(max(_BAND_PROBE, 10 * limit))
+                    .subquery(),
+                )
+                probe = _decision_columns(recent).order_by(recent.created_at.desc(), recent.part_id.desc())
+                if score_min is not None:
+                    probe = probe.where(recent.score >= score_min)
+                if score_max is not None:
+                    probe = probe.where(recent.score < score_max)
+                found = [_to_decision(row) for row in session.execute(probe.limit(limit))]
+                if len(found) == limit:  # the newest matches all lie among the newest decisions
+                    return found
+            return [_to_decision(row) for row in session.execute(query)]
 
     def count(self, verdict: Verdict | None = None) -> int:
         """How many decisions this station has recorded, all or of one verdict."""
-        self._check_open()
-        with environment_errors(self._where), self._sessions() as session:
-            station_id = self._find_station(session)
-            if station_id is None:
-                return 0
-            query = select(func.count()).select_from(DecisionRow).where(DecisionRow.station_id == station_id)
-            if verdict is not None:
-                query = query.where(DecisionRow.verdict == Verdict(verdict).value)
-            return int(session.scalar(query) or 0)
+        counts = self.counts()
+        return sum(counts.values()) if verdict is None else counts[Verdict(verdict)]
 
-    def counts(self) -> dict[Verdict, int]:
-        """This station's decisions per verdict; every verdict is a key, zero included."""
+    def counts(self, *, since: datetime | None = None, until: datetime | None = None) -> dict[Verdict, int]:
+        """This station's decisions per verdict, optionally in a time range; every verdict is a key."""
         self._check_open()
         totals = dict.fromkeys(Verdict, 0)
         with environment_errors(self._where), self._sessions() as session:
             station_id = self._find_station(session)
             if station_id is None:
                 return totals
-            query = (
-                select(DecisionRow.verdict, func.count())
-                .where(DecisionRow.station_id == station_id)
-                .group_by(DecisionRow.verdict)
-            )
+            query = _filtered(
+                select(DecisionRow.verdict, func.count()), station_id, since, until, None, None, None
+            ).group_by(DecisionRow.verdict)
             for verdict, number in session.execute(query):
                 totals[Verdict(verdict)] = int(number)
         return totals
 
+    def counts_per_hour(self, since: datetime, until: datetime) -> list[HourCount]:
+        """Decisions per verdict for each UTC hour in ``[since, until)`` that has any, oldest first."""
+        self._check_open()
+        with environment_errors(self._where), self._sessions() as session:
+            station_id = self._find_station(session)
+            if station_id is None:
+                return []
+            dialect = session.get_bind().dialect.name
+            if dialect == "sqlite":  # stored as "YYYY-MM-DD HH:MM:SS.ffffff" UTC text
+                hour: Any = func.substr(DecisionRow.created_at, 1, 13)
+            else:
+                hour = func.date_trunc("hour", func.timezone("UTC", DecisionRow.created_at))
+            query = _filtered(
+                select(hour.label("hour"), DecisionRow.verdict, func.count()),
+                station_id,
+                since,
+                until,
+                None,
+                None,
+                None,
+            ).group_by(hour, DecisionRow.verdict)
+            buckets: dict[datetime, dict[Verdict, int]] = {}
+            for bucket, verdict, number in session.execute(query):
+                start = (
+                    datetime.strptime(bucket, "%Y-%m-%d %H") if isinstance(bucket, str) else bucket
+                ).replace(tzinfo=UTC)
+                buckets.setdefault(start, dict.fromkeys(Verdict, 0))[Verdict(verdict)] = int(number)
+        return [
+            HourCount(
+                hour=start, good=c[Verdict.GOOD], bad=c[Verdict.BAD], not_inspected=c[Verdict.NOT_INSPECTED]
+            )
+            for start, c in sorted(buckets.items())
+        ]
+
+    def records(self, since: datetime, until: datetime) -> Iterator[DecisionRecord]:
+        """This station's decisions in ``[since, until)``, oldest first, with model name and newest review.
+
+        Streams: a shift of any length fits in memory.
+        """
+        self._check_open()
+        with environment_errors(self._where), self._sessions() as session:
+            station_id = self._find_station(session)
+            if station_id is None:
+                return
+            reviews = {
+                review.part_id: review
+                for review in self._reviews(
+                    session,
+                    select(ReviewRow.id)
+                    .join(DecisionRow, ReviewRow.part_id == DecisionRow.part_id)
+                    .where(
+                        DecisionRow.station_id == station_id,
+                        DecisionRow.created_at >= since,
+                        DecisionRow.created_at < until,
+                    ),
+                )
+            }  # ordered by seq: the newest review of a part wins
+            query = _filtered(
+                _DECISIONS.add_columns(DecisionRow.seq, ModelVersion.name),
+                station_id,
+                since,
+                until,
+                None,
+                None,
+                None,
+            ).order_by(DecisionRow.created_at, DecisionRow.part_id)
+            # Closed even when the caller stops early (a server-side cursor on PostgreSQL).
+            with session.execute(query, execution_options={"yield_per": 2000}) as rows:
+                for row in rows:
+                    decision = _to_decision(row)
+                    seq, model_name = row[_DECISION_WIDTH:]
+                    yield DecisionRecord(
+                        decision=decision,
+                        seq=seq,
+                        model_name=model_name,
+                        review=reviews.get(decision.part_id),
+                    )
+
+    def reviews_of(self, part_id: str) -> list[Review]:
+        """Every review of one decision, oldest first."""
+        self._check_open()
+        with environment_errors(self._where), self._sessions() as session:
+            return self._reviews(session, select(ReviewRow.id).where(ReviewRow.part_id == part_id))
+
+    def threshold_changes(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[ThresholdChange]:
+        """This station's threshold changes, oldest first."""
+        self._check_open()
+        with environment_errors(self._where), self._sessions() as session:
+            station_id = self._find_station(session)
+            if station_id is None:
+                return []
+            t = ThresholdChangeRow
+            query = (
+                select(
+                    t.seq,
+                    t.created_at,
+                    UserRow.name,
+                    t.old_threshold,
+                    t.new_threshold,
+                    t.reason,
+                    ModelVersion.hash,
+                )
+                .join(UserRow, t.user_id == UserRow.id)
+                .outerjoin(ModelVersion, t.model_version_id == ModelVersion.id)
+                .where(t.station_id == station_id)
+                .order_by(t.seq)
+            )
+            if since is not None:
+                query = query.where(t.created_at >= since)
+            if until is not None:
+                query = query.where(t.created_at < until)
+            return [
+                ThresholdChange(
+                    station=self._station,
+                    seq=seq,
+                    created_at=at,
+                    user=user,
+                    old=old,
+                    new=new,
+                    reason=reason,
+                    model_hash=model,
+                )
+                for seq, at, user, old, new, reason, model in session.execute(query)
+            ]
+
+    def stations(self) -> list[str]:
+        """Names of every station in the database."""
+        self._check_open()
+        with environment_errors(self._where), self._sessions() as session:
+            return list(session.scalars(select(Station.name).order_by(Station.name)))
+
+    # ------------------------------------------------------------------ the hash chain
+
+    def chain_head(self) -> ChainHead:
+        """The newest link of this station's chain (seq 0 before anything was recorded)."""
+        self._check_open()
+        with environment_errors(self._where), self._sessions() as session:
+            found = session.execute(
+                select(Station.head_seq, Station.head_hash).where(Station.name == self._station)
+            ).first()
+        return (
+            ChainHead(seq=0, hash=GENESIS_HASH) if found is None else ChainHead(seq=found[0], hash=found[1])
+        )
+
+    def chain_head_before(self, until: datetime) -> ChainHead:
+        """The link of the newest record (decision, threshold change, review) made before ``until``.
+
+        A shift report prints this head: it does not change when later shifts are recorded, and
+        ``verify(until_seq=...)`` proves every record up to it.
+        """
+        self._check_open()
+        best = ChainHead(seq=0, hash=GENESIS_HASH)
+        with environment_errors(self._where), self._sessions() as session:
+            station_id = self._find_station(session)
+            if station_id is None:
+                return best
+            for table in (DecisionRow, ThresholdChangeRow, ReviewRow):
+                found = session.execute(
+                    select(table.seq, table.row_hash)
+                    .where(table.station_id == station_id, table.created_at < until)
+                    .order_by(table.created_at.desc(), table.seq.desc())
+                    .limit(1)
+                ).first()
+                if found is not None and found[0] > best.seq:
+                    best = ChainHead(seq=found[0], hash=found[1])
+        return best
+
+    def verify(self, *, station: str | None = None, until_seq: int | None = None) -> ChainVerification:
+        """Walk a station's hash chain (this log's by default) and report the first broken link.
+
+        Raises:
+            KeyError: No station of that name.
+        """
+        self._check_open()
+        name = station or self._station
+        with environment_errors(self._where), self._engine.connect() as connection:
+            station_id = connection.scalar(select(Station.id).where(Station.name == name))
+            if station_id is None:
+                if station is None:  # this station has recorded nothing yet: an empty chain is whole
+                    head = ChainHead(seq=0, hash=GENESIS_HASH)
+                    return ChainVerification(station=name, ok=True, records=0, pruned=0, head=head)
+                raise KeyError(f"no station {name!r} in the visual log")
+            return chain.verify_station(connection, station_id, until_seq=until_seq)
+
+    # ------------------------------------------------------------------ retention
+
+    def prune(
+        self,
+        policy: RetentionPolicy | None = None,
+        *,
+        user: str = "retention",
+        now: datetime | None = None,
+        dry_run: bool = False,
+    ) -> RetentionResult:
+        """Apply retention to this station: files first, then rows (see ``core.storage.retention``)."""
+        from core.storage.retention import RetentionPolicy, apply_retention
+
+        self._check_open()
+        return apply_retention(self, policy or RetentionPolicy(), user=user, now=now, dry_run=dry_run)
+
+    # ------------------------------------------------------------------ media
+
     def load_heatmap(self, decision: Decision) -> np.ndarray | None:
         """The stored heatmap (uint8, H x W), or None when the decision has none.
 
-        A heatmap file that is missing or unreadable is logged and reported as None: the GUI
-        shows the decision without it rather than failing.
+        A heatmap file that is missing or unreadable (e.g. removed by retention) is logged and
+        reported as None: the GUI shows the decision without it rather than failing.
         """
         if decision.heatmap_path is None:
             return None
@@ -347,9 +975,112 @@ class VisualLog:
         if self._closed:
             raise RuntimeError("the visual log is closed")
 
+    def now(self) -> datetime:
+        """The log's clock, UTC (what ``record`` stamps decisions with)."""
+        now = self._clock()
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise ValueError("the log's clock must return timezone-aware datetimes")
+        return now.astimezone(UTC)
+
+    def _append(
+        self,
+        station_id: int,
+        table: type[DecisionRow | ThresholdChangeRow | ReviewRow],
+        values: dict[str, Any],
+        link: Callable[[int, str], str],
+        *,
+        then: Callable[[Connection], None] | None = None,
+    ) -> tuple[int, str]:
+        """Insert ``values`` as the next link of a station's chain; returns its (seq, hash).
+
+        The head moves only if it is still where this log saw it: otherwise another writer
+        appended first, and the head is read again. The head in memory advances only after the
+        commit, so a failed commit (disk full) leaves it pointing at the last committed link.
+        """
+        for _ in range(_APPEND_ATTEMPTS):
+            head = self._heads.get(station_id) or self._read_head(station_id)
+            seq = head.seq + 1
+            row_hash = link(seq, head.hash)
+            try:
+                with self._writer.begin() as connection:
+                    moved = connection.execute(
+                        update(Station)
+                        .where(Station.id == station_id, Station.head_seq == head.seq)
+                        .values(head_seq=seq, head_hash=row_hash)
+                    ).rowcount
+                    if moved != 1:
+                        raise _StaleHead
+                    connection.execute(insert(table).values(**values, seq=seq, row_hash=row_hash))
+                    if then is not None:
+                        then(connection)
+            except _StaleHead:
+                self._heads.pop(station_id, None)
+                continue
+            except BaseException:
+                self._heads.pop(station_id, None)  # the commit may or may not have happened
+                raise
+            self._heads[station_id] = ChainHead(seq=seq, hash=row_hash)
+            return seq, row_hash
+        raise StorageError("locked", self._where, "other writers kept appending to this station's chain")
+
+    def _read_head(self, station_id: int) -> ChainHead:
+        with self._engine.connect() as connection:
+            seq, head_hash = connection.execute(
+                select(Station.head_seq, Station.head_hash).where(Station.id == station_id)
+            ).one()
+        return ChainHead(seq=seq, hash=head_hash)
+
+    def _supervisor_id(self, name: str, action: str) -> int:
+        with self._sessions() as session:
+            found = session.execute(
+                select(UserRow.id, UserRow.active, RoleRow.name)
+                .join(RoleRow, UserRow.role_id == RoleRow.id)
+                .where(UserRow.name == name)
+            ).first()
+        if found is None:
+            raise NotAllowedError(f"unknown user {name!r} may not {action}; register them first")
+        user_id, active, role = found
+        if not active:
+            raise NotAllowedError(f"user {name!r} is deactivated and may not {action}")
+        if Role(role) not in SUPERVISING_ROLES:
+            raise NotAllowedError(f"user {name!r} is an {role}; only a supervisor or admin may {action}")
+        return int(user_id)
+
+    def _reviews(self, session: Session, ids: Select[Any]) -> list[Review]:
+        r = ReviewRow
+        query = (
+            select(
+                r.seq, r.created_at, r.part_id, UserRow.name, r.verdict, r.outcome, r.comment, Station.name
+            )
+            .join(UserRow, r.user_id == UserRow.id)
+            .join(Station, r.station_id == Station.id)
+            .where(r.id.in_(ids.scalar_subquery()))
+            .order_by(r.seq)
+        )
+        return [
+            Review(
+                station=station,
+                seq=seq,
+                created_at=at,
+                part_id=part_id,
+                user=user,
+                verdict=Verdict(verdict),
+                outcome=ReviewOutcome(outcome),
+                comment=comment,
+            )
+            for seq, at, part_id, user, verdict, outcome, comment, station in session.execute(query)
+        ]
+
     def _exists(self, part_id: str) -> bool:
         with self._sessions() as session:
-            return session.get(DecisionRow, part_id) is not None
+            return (
+                session.scalar(select(DecisionRow.part_id).where(DecisionRow.part_id == part_id)) is not None
+            )
+
+    def _find_station_id(self, connection: Connection) -> int | None:
+        if self._station_id is None:
+            self._station_id = connection.scalar(select(Station.id).where(Station.name == self._station))
+        return self._station_id
 
     def _find_station(self, session: Session) -> int | None:
         if self._station_id is None:
@@ -363,10 +1094,10 @@ class VisualLog:
             )
         return self._station_id
 
-    def _ensure_model(self, model_hash: str, model_name: str | None) -> int:
+    def _ensure_model(self, model_hash: str, model_name: str | None, first_seen: datetime) -> int:
         model_id = self._model_ids.get(model_hash)
         if model_id is None:
-            values = {"hash": model_hash, "name": model_name, "created_at": self._clock()}
+            values = {"hash": model_hash, "name": model_name, "created_at": first_seen}
             model_id = self._get_or_create(ModelVersion, ModelVersion.hash, model_hash, values)
             self._model_ids[model_hash] = model_id
         return model_id
@@ -376,6 +1107,10 @@ class VisualLog:
     ) -> int:
         query = select(model.id).where(key == value)
         with self._sessions() as session:
+            found = session.scalar(query)
+        if found is not None:
+            return found
+        with self._write_sessions() as session:
             found = session.scalar(query)
             if found is not None:
                 return found
@@ -410,29 +1145,79 @@ class VisualLog:
                     _log.warning("orphan media file %s left behind: %s", leftover, exc)
 
 
-# Decisions with their station's name and model's hash; built once, no engine involved.
-_DECISIONS = (
-    select(DecisionRow, Station.name, ModelVersion.hash)
-    .join(Station, DecisionRow.station_id == Station.id)
-    .outerjoin(ModelVersion, DecisionRow.model_version_id == ModelVersion.id)
-)
+def _decision_columns(d: Any) -> Select[Any]:
+    """Decisions (of ``DecisionRow`` or an alias of it) with their station's name and model's hash."""
+    return (
+        select(
+            d.part_id,
+            Station.name,
+            d.source_ref,
+            d.created_at,
+            d.content_hash,
+            d.verdict,
+            d.score,
+            d.threshold,
+            d.reason,
+            d.latency_ms,
+            ModelVersion.hash,
+            d.image_path,
+            d.heatmap_path,
+        )
+        .join(Station, d.station_id == Station.id)
+        .outerjoin(ModelVersion, d.model_version_id == ModelVersion.id)
+    )
 
 
-def _to_decision(row: DecisionRow, station: str, model_hash: str | None) -> Decision:
+# As plain columns: loading ORM objects would cost ten times more per row. Built once.
+_DECISIONS = _decision_columns(DecisionRow)
+_DECISION_WIDTH = 13
+
+# A score band, newest first, on SQLite: first look among this many newest decisions (the time
+# index); only a band too sparse to fill the page there falls back to the score index. SQLite's
+# planner cannot tell a wide band from a narrow one and would sort the whole band.
+_BAND_PROBE = 5000
+
+
+def _filtered(
+    query: Any,
+    station_id: int,
+    since: datetime | None,
+    until: datetime | None,
+    verdicts: Iterable[Verdict] | None,
+    score_min: float | None,
+    score_max: float | None,
+) -> Any:
+    query = query.where(DecisionRow.station_id == station_id)
+    if since is not None:
+        query = query.where(DecisionRow.created_at >= since)
+    if until is not None:
+        query = query.where(DecisionRow.created_at < until)
+    if verdicts is not None:
+        query = query.where(DecisionRow.verdict.in_([Verdict(v).value for v in verdicts]))
+    if score_min is not None:
+        query = query.where(DecisionRow.score >= score_min)
+    if score_max is not None:
+        query = query.where(DecisionRow.score < score_max)
+    return query
+
+
+def _to_decision(row: Sequence[Any]) -> Decision:
+    (part_id, station, source_ref, created_at, content_hash, verdict, score, threshold, reason,
+     latency_ms, model_hash, image_path, heatmap_path) = row[:_DECISION_WIDTH]  # fmt: skip
     return Decision(
-        part_id=row.part_id,
+        part_id=part_id,
         station=station,
-        source_ref=row.source_ref,
-        created_at=row.created_at,
-        content_hash=row.content_hash,
-        verdict=Verdict(row.verdict),
-        score=row.score,
-        threshold=row.threshold,
-        reason=row.reason,
-        latency_ms=row.latency_ms,
+        source_ref=source_ref,
+        created_at=created_at,
+        content_hash=content_hash,
+        verdict=Verdict(verdict),
+        score=score,
+        threshold=threshold,
+        reason=reason,
+        latency_ms=latency_ms,
         model_hash=model_hash,
-        image_path=row.image_path,
-        heatmap_path=row.heatmap_path,
+        image_path=image_path,
+        heatmap_path=heatmap_path,
     )
 
 

@@ -1,8 +1,13 @@
-"""Tables of the visual log. ORM rows never leave ``core.storage``.
+"""Tables of the visual log, as they are at the newest migration. ORM rows never leave ``core.storage``.
 
-The schema is meant to grow through Alembic migrations (reviews, users, shifts, a hash chain over
-the decisions), so every constraint and index has a stable, explicit name, and decisions are
-append-only at the database level: a later correction is a new linked row, never an edit.
+The database itself is created and upgraded by the Alembic migrations in
+``core/storage/migrations`` (run at start-up by ``core.storage.migrate``); these classes must
+describe the same tables, which a test checks by comparing them with a migrated database.
+
+Records are append-only. Decisions, threshold changes and reviews of a station form one hash
+chain (``seq``, ``row_hash``; see ``core.storage.chain``) whose head is kept on the station's
+row. The only rows the database lets anyone delete are decisions that retention recorded as
+pruned first (``pruned_ranges``), and their hashes stay as checkpoints of the chain.
 """
 
 from __future__ import annotations
@@ -10,8 +15,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
-    Connection,
     DateTime,
     Dialect,
     Float,
@@ -22,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -33,6 +39,8 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+GENESIS_HASH = "0" * 64  # the "previous hash" of a station's first record
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -67,12 +75,39 @@ class Base(DeclarativeBase):
 
 
 class Station(Base):
-    """A production station (one camera or hot folder and its model)."""
+    """A production station (one camera or hot folder and its model), and the head of its chain.
+
+    The head is updated in the same transaction as every record appended to the chain; that
+    update is also what serialises two writers of one station (PostgreSQL row lock).
+    """
 
     __tablename__ = "stations"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
+    head_seq: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    head_hash: Mapped[str] = mapped_column(String(64), server_default=text(f"'{GENESIS_HASH}'"))
+
+
+class RoleRow(Base):
+    __tablename__ = "roles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    description: Mapped[str | None] = mapped_column(Text)
+
+
+class UserRow(Base):
+    """A person (or ``system``) who reviews, changes thresholds or keeps decisions. Not append-only."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    role_id: Mapped[int] = mapped_column(ForeignKey("roles.id"))
+    active: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ModelVersion(Base):
@@ -89,7 +124,7 @@ class ModelVersion(Base):
 
 
 class DecisionRow(Base):
-    """One part and what was decided about it. Append-only (see ``install_triggers``)."""
+    """One part and what was decided about it. Append-only; a link of its station's chain."""
 
     __tablename__ = "decisions"
 
@@ -106,6 +141,9 @@ class DecisionRow(Base):
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
     image_path: Mapped[str | None] = mapped_column(String(255))  # relative to the media root
     heatmap_path: Mapped[str | None] = mapped_column(String(255))  # relative to the media root
+    seq: Mapped[int] = mapped_column(Integer)
+    row_hash: Mapped[str] = mapped_column(String(64))
+    media_bytes: Mapped[int] = mapped_column(Integer, server_default=text("0"))  # image + heatmap
 
     __table_args__ = (
         CheckConstraint("verdict IN ('good', 'bad', 'not_inspected')", name="verdict"),
@@ -116,74 +154,136 @@ class DecisionRow(Base):
             " OR (verdict IN ('good', 'bad') AND score IS NOT NULL AND threshold IS NOT NULL)",
             name="verdict_fields",
         ),
-        # The GUI's queries on a large log: newest first, per station, filter by verdict, sort
-        # or filter by score; the hot folder asks whether a content hash was already seen.
-        Index("ix_decisions_created_at", "created_at"),
-        Index("ix_decisions_station_id_created_at", "station_id", "created_at"),
-        Index("ix_decisions_verdict", "verdict"),
-        Index("ix_decisions_score", "score"),
+        UniqueConstraint("station_id", "seq", name="uq_decisions_station_id_seq"),
+        # The GUI's queries on a large log, all per station: newest first and time ranges (the
+        # verdict makes counts per hour index-only), one verdict newest first, a score band;
+        # the hot folder asks whether a content hash was already seen.
+        Index("ix_decisions_station_time", "station_id", "created_at", "verdict"),
+        Index("ix_decisions_station_verdict_time", "station_id", "verdict", "created_at"),
+        Index("ix_decisions_station_score", "station_id", "score"),
         Index("ix_decisions_content_hash", "content_hash"),
     )
 
 
-# Tables whose rows may be inserted but never changed or removed.
-APPEND_ONLY_TABLES = ("decisions",)
+class ThresholdChangeRow(Base):
+    """Who changed a station's threshold, when, old and new value, why. Append-only; chained."""
 
-_SQLITE_TRIGGER = """
-CREATE TRIGGER IF NOT EXISTS {table}_no_{op_lower}
-BEFORE {op} ON {table}
-BEGIN
-    SELECT RAISE(ABORT, '{table} is append-only: {op} refused');
-END
-"""
+    __tablename__ = "threshold_changes"
 
-_PG_FUNCTION = """
-CREATE OR REPLACE FUNCTION inspector_refuse_change() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
-        USING ERRCODE = 'integrity_constraint_violation';
-END
-$$
-"""
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    row_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    old_threshold: Mapped[float | None] = mapped_column(Float)
+    new_threshold: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(Text)
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
 
-# A DO block keeps it idempotent on PostgreSQL < 14 (no CREATE OR REPLACE TRIGGER); the
-# regclass cast follows search_path, so each schema gets its own triggers.
-_PG_TRIGGER = """
-DO $$
-BEGIN
-    IF NOT EXISTS (
-        SELECT 1 FROM pg_trigger
-        WHERE tgname = '{table}_no_{op_lower}' AND tgrelid = '{table}'::regclass
-    ) THEN
-        CREATE TRIGGER {table}_no_{op_lower} BEFORE {op} ON {table}
-        FOR EACH {level} EXECUTE FUNCTION inspector_refuse_change();
-    END IF;
-END
-$$
-"""
+    __table_args__ = (
+        UniqueConstraint("station_id", "seq", name="uq_threshold_changes_station_id_seq"),
+        Index("ix_threshold_changes_station_time", "station_id", "created_at"),
+    )
 
 
-def install_triggers(connection: Connection) -> None:
-    """Create the append-only triggers if they are missing (idempotent).
+class ReviewRow(Base):
+    """A supervisor's confirmation or override of a decision, linked to it. Append-only; chained."""
 
-    Call inside a transaction, after ``metadata.create_all``.
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    row_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    part_id: Mapped[str] = mapped_column(ForeignKey("decisions.part_id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    verdict: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16))
+    comment: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint("verdict IN ('good', 'bad')", name="verdict"),
+        CheckConstraint("outcome IN ('confirmed', 'overridden')", name="outcome"),
+        UniqueConstraint("station_id", "seq", name="uq_reviews_station_id_seq"),
+        Index("ix_reviews_part_id", "part_id"),
+        Index("ix_reviews_station_time", "station_id", "created_at"),
+    )
+
+
+class KeepMarkRow(Base):
+    """A decision that retention must never remove. Append-only."""
+
+    __tablename__ = "keep_marks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    part_id: Mapped[str] = mapped_column(ForeignKey("decisions.part_id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # None: marked when recorded
+    reason: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_keep_marks_part_id", "part_id"),)
+
+
+class ShiftRow(Base):
+    """One shift of the plan; a shift ends when the next one starts. Configuration, not a record."""
+
+    __tablename__ = "shifts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+    start_local: Mapped[str] = mapped_column(String(5))  # "HH:MM"
+    timezone: Mapped[str | None] = mapped_column(String(64))  # IANA name; None: local zone
+
+
+class RetentionRunRow(Base):
+    """A retention run, recorded before it deletes anything: who, when, and the cut-offs it applied.
+
+    A run that was interrupted (files deleted, rows not yet) is finished by the next run, which
+    applies at least the same cut-offs.
     """
-    dialect = connection.dialect.name
-    if dialect == "sqlite":
-        for table in APPEND_ONLY_TABLES:
-            for op in ("UPDATE", "DELETE"):
-                connection.execute(text(_SQLITE_TRIGGER.format(table=table, op=op, op_lower=op.lower())))
-    elif dialect == "postgresql":
-        connection.execute(text(_PG_FUNCTION))
-        for table in APPEND_ONLY_TABLES:
-            for op, level in (("UPDATE", "ROW"), ("DELETE", "ROW"), ("TRUNCATE", "STATEMENT")):
-                sql = _PG_TRIGGER.format(table=table, op=op, op_lower=op.lower(), level=level)
-                connection.execute(text(sql))
-    # Other backends get no trigger; the log's own code never updates or deletes decisions.
+
+    __tablename__ = "retention_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    user: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    good_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    bad_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    not_inspected_before: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-def create_schema(connection: Connection) -> None:
-    """Create missing tables, indexes and triggers. Safe to call on every start."""
-    Base.metadata.create_all(connection)
-    install_triggers(connection)
+class PrunedRangeRow(Base):
+    """Consecutive chain links that retention removed, and the hash of the last one (a checkpoint).
+
+    The delete trigger on decisions lets a row go only when a range covering its ``seq`` exists;
+    the verifier resumes the chain after the range from ``last_hash``.
+    """
+
+    __tablename__ = "pruned_ranges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id"))
+    first_seq: Mapped[int] = mapped_column(Integer)
+    last_seq: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[int] = mapped_column(ForeignKey("retention_runs.id"))
+
+    __table_args__ = (
+        CheckConstraint("first_seq >= 1 AND first_seq <= last_seq", name="seq_order"),
+        UniqueConstraint("station_id", "last_seq", name="uq_pruned_ranges_station_id_last_seq"),
+    )
+
+
+# Tables whose rows may be inserted but never changed; of decisions, only pruned rows may go.
+APPEND_ONLY_TABLES = (
+    "decisions",
+    "threshold_changes",
+    "reviews",
+    "keep_marks",
+    "retention_runs",
+    "pruned_ranges",
+)

@@ -1,17 +1,10 @@
-"""The visual log against a real database: a SQLite file, and PostgreSQL when one is given.
-
-Set ``INSPECTOR_TEST_PG_URL`` (e.g. ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``) to
-run the backend-neutral tests against PostgreSQL as well; each such test gets a fresh schema,
-dropped afterwards.
-"""
+"""The visual log against a real database: a SQLite file, and PostgreSQL when one is given."""
 
 from __future__ import annotations
 
 import errno
-import os
 import sqlite3
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -22,96 +15,20 @@ import pytest
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
+from storage_helpers import (
+    MODEL_HASH,
+    START,
+    FakeClock,
+    is_postgres,
+    make_inspection,
+    make_part,
+    media_files,
+    rows_in_db,
+)
 
 from core.fileio import sha256_bytes
 from core.storage import DuplicatePartError, StorageError, VisualLog, make_engine
-from core.types import Decision, Inspection, Part, Verdict
-
-PG_URL = os.environ.get("INSPECTOR_TEST_PG_URL")
-START = datetime(2025, 3, 14, 9, 30, 0, 123456, tzinfo=UTC)
-MODEL_HASH = sha256_bytes(b"a tiny model")
-
-
-class FakeClock:
-    """Advances one second per call, so order and folders are predictable."""
-
-    def __init__(self, start: datetime = START) -> None:
-        self.now = start - timedelta(seconds=1)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'db' / 'inspector.sqlite'}"
-        return
-    if not PG_URL:
-        pytest.skip("set INSPECTOR_TEST_PG_URL to run the visual log tests on PostgreSQL")
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        url = make_url(PG_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'db' / 'inspector.sqlite'}"
-
-
-@pytest.fixture
-def media_root(tmp_path: Path) -> Path:
-    return tmp_path / "media"
-
-
-@pytest.fixture
-def open_log(media_root: Path) -> Iterator[Callable[..., VisualLog]]:
-    logs: list[VisualLog] = []
-
-    def open_(url: str, **kwargs: Any) -> VisualLog:
-        kwargs.setdefault("media_root", media_root)
-        kwargs.setdefault("clock", FakeClock())
-        log = VisualLog(url, **kwargs)
-        logs.append(log)
-        return log
-
-    yield open_
-    for log in logs:
-        log.close()
-
-
-@pytest.fixture
-def log(db_url: str, open_log: Callable[..., VisualLog]) -> VisualLog:
-    return open_log(db_url)
-
-
-def make_part(*, image: bool = True, source_ref: str = "cam-1#frame-7", **kwargs: Any) -> Part:
-    pixels = np.random.default_rng(7).integers(0, 256, size=(24, 32), dtype=np.uint8) if image else None
-    return Part(source_ref=source_ref, arrived_at=START, image=pixels, **kwargs)
-
-
-def make_inspection(score: float = 0.8, threshold: float = 0.5, seed: int = 1) -> Inspection:
-    heatmap = np.random.default_rng(seed).integers(0, 256, size=(12, 16), dtype=np.uint8)
-    return Inspection(score=score, threshold=threshold, heatmap=heatmap, latency_ms=12.5)
-
-
-def rows_in_db(log: VisualLog) -> int:
-    with log.engine.connect() as connection:
-        return int(connection.execute(text("SELECT count(*) FROM decisions")).scalar_one())
-
-
-def media_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file())
-
+from core.types import Decision, Inspection, Verdict
 
 # ---------------------------------------------------------------------------- recording
 
@@ -229,23 +146,42 @@ def test_times_are_stored_as_utc(db_url: str, open_log: Callable[..., VisualLog]
 # ---------------------------------------------------------------------------- integrity
 
 
-def test_decisions_are_append_only(log: VisualLog, db_url: str) -> None:
+def test_records_are_append_only(log: VisualLog, db_url: str, supervisor: str) -> None:
     part = make_part()
-    log.record(part, make_inspection(score=0.9), model_hash=MODEL_HASH)
+    log.record(part, make_inspection(score=0.9), model_hash=MODEL_HASH, keep=True)
+    log.review(part.part_id, verdict=Verdict.GOOD, user=supervisor)
+    log.record_threshold_change(0.5, 0.6, user=supervisor, reason="fewer false rejects")
+    log.prune()  # nothing is old enough: records no run
 
+    tables = ("decisions", "threshold_changes", "reviews", "keep_marks", "retention_runs", "pruned_ranges")
     statements = [
         "UPDATE decisions SET verdict = 'good'",
         f"DELETE FROM decisions WHERE part_id = '{part.part_id}'",
     ]
-    if make_url(db_url).get_backend_name() == "postgresql":
-        statements.append("TRUNCATE decisions")
+    statements += [f"UPDATE {table} SET id = id" for table in tables[1:]]
+    statements += [f"DELETE FROM {table}" for table in tables[1:]]
+    if is_postgres(db_url):
+        statements += [f"TRUNCATE {table} CASCADE" for table in tables]
+    before = {table: rows_in_db(log, table) for table in tables}
     for statement in statements:
+        # Empty tables: the triggers fire per row, so only PostgreSQL's TRUNCATE trigger shows.
+        empty = "pruned_ranges" in statement or "retention_runs" in statement
+        if empty and "TRUNCATE" not in statement:
+            continue
         with pytest.raises(DBAPIError, match="append-only"), log.engine.begin() as connection:
             connection.execute(text(statement))
 
     decision = log.get(part.part_id)
     assert decision is not None and decision.verdict is Verdict.BAD
-    assert rows_in_db(log) == 1
+    assert {table: rows_in_db(log, table) for table in tables} == before
+    assert log.verify().ok
+
+
+def test_chain_head_never_moves_backwards(log: VisualLog) -> None:
+    log.record(make_part(), make_inspection(), model_hash=MODEL_HASH)
+    with pytest.raises(DBAPIError, match="never moves backwards"), log.engine.begin() as connection:
+        connection.execute(text("UPDATE stations SET head_seq = 0"))
+    assert log.chain_head().seq == 1
 
 
 def test_duplicate_part_id_is_refused_and_first_record_kept(log: VisualLog) -> None:
@@ -358,11 +294,6 @@ def on_every_checkout(engine: Engine, pragma: Callable[[], str]) -> None:
     event.listen(engine, "checkout", apply)
 
 
-@pytest.fixture
-def log_sqlite(sqlite_url: str, open_log: Callable[..., VisualLog]) -> VisualLog:
-    return open_log(sqlite_url)
-
-
 def test_disk_full_raises_storage_error_and_recovers(log_sqlite: VisualLog, media_root: Path) -> None:
     log = log_sqlite
     kept = log.record(make_part(), make_inspection(), model_hash=MODEL_HASH)
@@ -451,3 +382,16 @@ def test_closed_log_refuses_use(log_sqlite: VisualLog) -> None:
         log.record(make_part(), make_inspection(), model_hash=MODEL_HASH)
     with pytest.raises(RuntimeError, match="closed"):
         log_sqlite.count()
+
+
+def test_model_versions_keep_their_name_and_metadata(log: VisualLog) -> None:
+    card = {"architecture": "tiny_cnn", "threshold": 0.42, "classes": ["good", "bad"], "note": "Prüfung"}
+    info = log.register_model(MODEL_HASH.upper(), name="tiny", metadata=card)
+    assert (info.hash, info.name, info.metadata) == (MODEL_HASH, "tiny", card)
+    decision = log.record(make_part(), make_inspection(), model_hash=MODEL_HASH, model_name="renamed")
+    assert decision.model_hash == MODEL_HASH
+    # The first name and card stay: a hash always stands for the same file.
+    assert log.register_model(MODEL_HASH, name="other", metadata={"x": 1}).metadata == card
+    assert [(m.name, m.metadata) for m in log.models()] == [("tiny", card)]
+    with pytest.raises(ValueError, match="SHA-256"):
+        log.register_model("abc")
