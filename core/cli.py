@@ -30,7 +30,11 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run the station on a source with a model")
-    p.add_argument("--source", required=True, help="hotfolder:DIR")
+    p.add_argument(
+        "--source",
+        required=True,
+        help="hotfolder:DIR, camera:INDEX_OR_URL, video:FILE or genicam:CTI[#SERIAL]",
+    )
     p.add_argument("--model", required=True, type=Path, help="model bundle folder")
     p.add_argument(
         "--db", metavar="URL", help="SQLAlchemy URL of the visual log (default: SQLite in the data dir)"
@@ -40,6 +44,16 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--headless", action="store_true", help="no window: one JSON line per part on stdout")
     p.add_argument("--quit-after", type=int, metavar="N", help="exit after N parts")
+    p.add_argument(
+        "--output", action="append", metavar="SPEC",
+        help="jsonl (one JSON line per part on stdout, the default), mqtt://HOST[:PORT][/TOPIC] or none; repeatable",
+    )  # fmt: skip
+    p.add_argument(
+        "--summary-s", type=float, default=10.0, metavar="S", help="summary on stderr every S s (0: off)"
+    )
+    p.add_argument(
+        "--trigger", choices=("presence", "every-frame"), help="cameras: which frames become parts"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,44 +136,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _decision_json(item: object) -> str:
-    from core.types import InspectedPart
+def _run_headless(factory, quit_after: int | None, *, outputs=None, summary_s: float = 10.0) -> int:  # type: ignore[no-untyped-def]
+    """Run a runtime on this thread until SIGINT/SIGTERM, ``quit_after`` parts or the source's end."""
+    from core.station import run_headless
 
-    assert isinstance(item, InspectedPart)
-    d = item.decision
-    return json.dumps(
-        {
-            "part_id": d.part_id,
-            "time": d.created_at.isoformat(),
-            "source": d.source_ref,
-            "verdict": d.verdict.value,
-            "score": None if d.score is None else round(d.score, 5),
-            "threshold": d.threshold,
-            "reason": d.reason,
-            "latency_ms": None if d.latency_ms is None else round(d.latency_ms, 2),
-            "model": (d.model_hash or "")[:12],
-        },
-        ensure_ascii=False,
+    return run_headless(
+        factory, quit_after=quit_after, outputs=outputs or ["jsonl"], summary_every_s=summary_s
     )
-
-
-def _run_headless(factory, quit_after: int | None) -> int:  # type: ignore[no-untyped-def]
-    """Run a runtime on this thread until SIGINT/SIGTERM or ``quit_after`` parts."""
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: object) -> None:
-        stop.set()
-
-    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    runtime = factory()
-    runtime.listeners.append(lambda item: print(_decision_json(item), flush=True))
-    try:
-        runtime.run(stop, max_parts=quit_after)
-    finally:
-        runtime.close()
-        for s, h in previous.items():
-            signal.signal(s, h)
-    return 0
 
 
 def _run_gui(factory, *, title: str, quit_after: int | None, screenshot: Path | None) -> int:  # type: ignore[no-untyped-def]
@@ -215,10 +198,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             station_name=args.station,
             device=device,
             threshold=args.threshold,
+            source_options={"trigger": args.trigger} if args.trigger else None,
         )
 
     if args.headless:
-        return _run_headless(factory, args.quit_after)
+        outputs = [o for o in (args.output or ["jsonl"]) if o != "none"]
+        return _run_headless(factory, args.quit_after, outputs=outputs, summary_s=args.summary_s)
     return _run_gui(factory, title=args.station, quit_after=args.quit_after, screenshot=None)
 
 

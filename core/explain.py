@@ -50,7 +50,14 @@ def _cam_module_class() -> type:
             for layer in self.net.head:  # type: ignore[union-attr]
                 if isinstance(layer, (nn.Linear, nn.ReLU, nn.Hardswish)):
                     saved.append((layer, h))
-                    h = layer(h)
+                    # Out of place: torchvision's heads use inplace=True activations, which would
+                    # overwrite the pre-activation that the backward step below needs.
+                    if isinstance(layer, nn.Hardswish):
+                        h = torch.nn.functional.hardswish(h)
+                    elif isinstance(layer, nn.ReLU):
+                        h = torch.relu(h)
+                    else:
+                        h = layer(h)
             logits = h
             # Backward through the head by hand: start from d(target logit)/d(logits).
             g = torch.zeros_like(logits)
@@ -84,7 +91,7 @@ def score_and_cam(net: nn.Module, target_index: int = 1) -> nn.Module:
 
 def _minmax(cam: np.ndarray) -> np.ndarray:
     cam = cam - cam.min()
-    return cam / (1e-7 + cam.max())
+    return np.asarray(cam / (1e-7 + cam.max()), dtype=np.float32)
 
 
 def normalise_cams(raw: np.ndarray, size: int) -> np.ndarray:

@@ -66,7 +66,10 @@ class TrainConfig(BaseModel):
         "notebook (rotate good parts, only flip bad parts) for the comparison benchmark: it is a label leak.",
     )
     fixed_threshold: float | None = Field(
-        None, ge=0, le=1, description="Use this threshold instead of choosing one on validation (comparisons)."
+        None,
+        ge=0,
+        le=1,
+        description="Use this threshold instead of choosing one on validation (comparisons).",
     )
     seed: int = Field(0, description="Seed of the split, the initial weights and the augmentation.")
     device: str = Field("auto", description="auto (CUDA when present), cpu or cuda.")
@@ -155,7 +158,9 @@ def train_one_epoch(
         idx = order[step * batch_size : (step + 1) * batch_size]
         if len(idx) < 2:  # BatchNorm needs two samples
             continue
-        batch = [_augmented(images[i], int(labels[i]), aug_rng, policy) if do_augment else images[i] for i in idx]
+        batch = [
+            _augmented(images[i], int(labels[i]), aug_rng, policy) if do_augment else images[i] for i in idx
+        ]
         x = torch.from_numpy(np.stack([preset.normalise(b) for b in batch])).to(device)
         y = torch.from_numpy(labels[idx].astype(np.int64)).to(device)
         optimiser.zero_grad(set_to_none=True)

@@ -1,0 +1,170 @@
+"""Inference commands: ``predict``, ``export`` and ``bench``.
+
+Registered by ``core.cli`` (see ``COMMAND_MODULES``). Torch, ONNX Runtime and OpenCV are imported
+inside the handlers only, so ``inspector --help`` stays instant and the ONNX backend runs on a
+machine without torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+BACKEND_CHOICES = ("auto", "torch", "onnx")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("predict", help="score images with a model; one JSON line per image")
+    p.add_argument("model", type=Path)
+    p.add_argument("images", type=Path, nargs="+")
+    p.add_argument("--threshold", type=float)
+    p.add_argument("--heatmap-dir", type=Path, help="write heatmap overlays here")
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help="default: auto")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--threads", type=int, help="CPU threads for inference (default: one per core)")
+    p.set_defaults(handler=_cmd_predict)
+
+    p = sub.add_parser(
+        "export",
+        help="export a model bundle for ONNX Runtime (model.onnx beside the weights, checked against PyTorch)",
+    )
+    p.add_argument("model", type=Path, help="model bundle folder")
+    p.add_argument("--onnx", action="store_true", required=True, help="write model.onnx (the only format)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
+    p.set_defaults(handler=_cmd_export)
+
+    p = sub.add_parser(
+        "bench",
+        help="time the whole station pipeline per part on a folder of images",
+        description=(
+            "Runs every image through decode, preprocess, inference + heatmap, overlay and the "
+            "visual log (a throwaway SQLite file) and reports each stage's p50/p95/p99, parts per "
+            "second and memory. Without --device it runs the CPU and, when present, the GPU."
+        ),
+    )
+    p.add_argument("model", type=Path)
+    p.add_argument("image_dir", type=Path)
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help="default: auto")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument(
+        "--threads", type=int, help="inference CPU threads (default: all cores but one; --serial: all cores)"
+    )
+    p.add_argument("--parts", type=int, help="parts to run (default: each image once; images are cycled)")
+    p.add_argument("--serial", action="store_true", help="one part at a time on one thread")
+    p.add_argument("--max-batch", type=int, default=8, help="pipelined: most waiting parts inferred at once")
+    p.add_argument(
+        "--rate",
+        type=float,
+        metavar="HZ",
+        help="feed parts at this rate, as a line would (default: flat out)",
+    )
+    p.add_argument("--display-size", type=int, nargs=2, metavar=("W", "H"), help="overlay size")
+    p.add_argument("--memory-every", type=int, default=500, metavar="N", help="sample memory every N parts")
+    p.add_argument("--plot", type=Path, metavar="PNG", help="write a plot of the latency distributions")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(handler=_cmd_bench)
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from core.imageio import DecodeError, read_image
+    from core.inference import Inspector
+
+    inspector = Inspector(
+        args.model,
+        backend=args.backend,
+        device=None if args.device == "auto" else args.device,
+        threshold=args.threshold,
+        threads=args.threads,
+    )
+    if args.heatmap_dir:
+        args.heatmap_dir.mkdir(parents=True, exist_ok=True)
+    status = 0
+    with inspector:
+        for path in args.images:
+            try:
+                image = read_image(path)
+            except DecodeError as exc:
+                line: dict[str, object] = {"path": str(path), "verdict": "not_inspected", "reason": str(exc)}
+                print(json.dumps(line, ensure_ascii=False), flush=True)
+                status = 1
+                continue
+            result = inspector.inspect(image)
+            line = {
+                "path": str(path),
+                "score": round(result.score, 5),
+                "verdict": result.verdict.value,
+                "threshold": result.threshold,
+                "latency_ms": round(result.latency_ms, 2),
+            }
+            if args.heatmap_dir:
+                import cv2
+
+                from core.overlay import make_overlay
+
+                overlay = make_overlay(image, result.heatmap)
+                out = args.heatmap_dir / f"{path.stem}_heatmap.png"
+                # imencode + write_bytes rather than imwrite: imwrite cannot write non-ASCII paths on Windows.
+                ok, png = cv2.imencode(".png", overlay[:, :, ::-1])
+                if not ok:
+                    raise RuntimeError(f"cannot encode the overlay of {path}")
+                out.write_bytes(png.tobytes())
+                line["heatmap"] = str(out)
+            print(json.dumps(line, ensure_ascii=False), flush=True)
+    return status
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from core.onnx_export import DEFAULT_OPSET, ONNX_FILE, export_bundle
+
+    card = export_bundle(args.model, opset=args.opset or DEFAULT_OPSET)
+    print(
+        f"wrote {args.model / ONNX_FILE} (sha256 {card.onnx_sha256[:12]}, opset {card.opset}); "
+        f"parity with PyTorch: score {card.parity_max_abs_score:.1e}, heatmap {card.parity_max_abs_heatmap:.1e}"
+    )
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from core.bench import bench_devices, format_report, list_images, plot_latency, run_bench
+
+    images = list_images(args.image_dir)
+    reports = []
+    for device in bench_devices(args.backend, args.device):
+        report = run_bench(
+            args.model,
+            images,
+            backend=args.backend,
+            device=device,
+            threads=args.threads,
+            parts=args.parts,
+            pipelined=not args.serial,
+            max_batch=args.max_batch,
+            rate_hz=args.rate,
+            display_size=tuple(args.display_size) if args.display_size else None,
+            memory_every=args.memory_every,
+            progress=None if args.json else _progress,
+        )
+        reports.append(report)
+        if not args.json:
+            print(file=sys.stderr)
+            print(format_report(report), flush=True)
+    if len(reports) > 1 and not args.json:
+        cpu, gpu = reports[0], reports[1]
+        print(
+            f"side by side: inference p50 {cpu.stages['inference'].p50_ms:.2f} ms on {cpu.device}, "
+            f"{gpu.stages['inference'].p50_ms:.2f} ms on {gpu.device}; pipeline {cpu.parts_per_s:.0f} vs "
+            f"{gpu.parts_per_s:.0f} parts/s"
+        )
+    if args.plot:
+        plot_latency(reports, args.plot)
+        if not args.json:
+            print(f"latency plot: {args.plot}")
+    if args.json:
+        print(json.dumps({"runs": [r.to_dict() for r in reports]}, indent=2))
+    return 0
+
+
+def _progress(done: int, total: int) -> None:
+    print(f"\rbench: {done}/{total} parts", end="", file=sys.stderr, flush=True)

@@ -1,0 +1,194 @@
+"""ONNX export: parity with PyTorch, hash checks, and a station that runs without torch."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.bundle import BundleError
+from core.imageio import read_image
+from core.onnx_export import (
+    HEATMAP_TOLERANCE,
+    ONNX_CARD_FILE,
+    ONNX_FILE,
+    SCORE_TOLERANCE,
+    OnnxExportError,
+    read_onnx_card,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the tiny bundle, exported with ``inspector export --onnx``."""
+    from core.cli import main
+
+    folder = tmp_path_factory.mktemp("exported") / "tiny"
+    shutil.copytree(tiny_model, folder)
+    assert main(["export", str(folder), "--onnx"]) == 0
+    return folder
+
+
+def _images(pair_data: Path, n: int = 4) -> list[np.ndarray]:
+    paths = sorted((pair_data / "bad").glob("*.png"))[:n] + sorted((pair_data / "good").glob("*.png"))[:n]
+    return [read_image(p) for p in paths]
+
+
+def test_export_writes_model_and_sidecar_with_hashes_and_parity(exported: Path) -> None:
+    import onnxruntime as ort
+
+    card, onnx_card = read_onnx_card(exported)
+    assert (exported / ONNX_FILE).is_file() and (exported / ONNX_CARD_FILE).is_file()
+    assert onnx_card.weights_sha256 == card.weights_sha256
+    assert onnx_card.parity_max_abs_score <= SCORE_TOLERANCE
+    assert onnx_card.parity_max_abs_heatmap <= HEATMAP_TOLERANCE
+    session = ort.InferenceSession(str(exported / ONNX_FILE), providers=["CPUExecutionProvider"])
+    (inp,) = session.get_inputs()
+    assert inp.type == "tensor(float)" and inp.shape[1:] == [1, 64, 64]
+    assert isinstance(inp.shape[0], str)  # a dynamic batch axis
+    assert [o.name for o in session.get_outputs()] == ["score", "cam"]
+
+
+def test_onnx_inspector_matches_torch_and_pytorch_grad_cam(exported: Path, pair_data: Path) -> None:
+    import torch
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from core.bundle import load_net
+    from core.explain import normalise_cams
+    from core.inference import Inspector, OnnxBackend
+    from core.models import cam_target_layer
+
+    images = _images(pair_data)
+    with (
+        Inspector(exported, backend="onnx") as onnx,
+        Inspector(exported, backend="torch", device="cpu") as eager,
+    ):
+        assert (onnx.backend, onnx.device) == ("onnx", "cpu")
+        batch = onnx.inspect_batch(images)
+        single = [onnx.inspect(img) for img in images]
+        reference = eager.inspect_batch(images)
+        assert onnx.model_hash == eager.model_hash
+    for a, b, c in zip(batch, single, reference, strict=True):
+        assert a.heatmap.dtype == np.uint8 and a.heatmap.shape == (64, 64)
+        assert abs(a.score - c.score) < 1e-5 and abs(b.score - c.score) < 1e-5
+        assert np.abs(a.heatmap.astype(int) - c.heatmap.astype(int)).max() <= 1
+        assert np.abs(b.heatmap.astype(int) - c.heatmap.astype(int)).max() <= 1
+        assert a.verdict == c.verdict
+
+    net, card = load_net(exported)
+    x = card.preset.batch(images)
+    with GradCAM(model=net, target_layers=[cam_target_layer(net)]) as cam:
+        ref = cam(input_tensor=torch.from_numpy(x), targets=[ClassifierOutputTarget(1)] * len(x))
+    _, raw = OnnxBackend(exported).run(x)
+    assert np.abs(normalise_cams(raw, 64) - ref).max() <= 1e-3
+
+
+def test_auto_backend_prefers_onnx_on_the_cpu_when_exported(exported: Path, tiny_model: Path) -> None:
+    from core.inference import resolve_backend
+
+    assert resolve_backend(exported, "auto", "cpu") == "onnx"
+    assert resolve_backend(tiny_model, "auto", "cpu") == "torch"  # no export: torch
+    assert resolve_backend(tiny_model, "onnx") == "onnx"
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_tampered_onnx_model_is_refused(exported: Path, tmp_path: Path) -> None:
+    from core.inference import Inspector
+
+    folder = _copy(exported, tmp_path / "b")
+    data = bytearray((folder / ONNX_FILE).read_bytes())
+    data[-10] ^= 0xFF
+    (folder / ONNX_FILE).write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="does not match"):
+        Inspector(folder, backend="onnx")
+
+
+def test_export_of_other_weights_is_refused(exported: Path, tmp_path: Path) -> None:
+    """A bundle retrained in place keeps its old model.onnx: that stale export must not run."""
+    import torch
+
+    from core.bundle import load_net, save_bundle
+    from core.inference import Inspector
+
+    folder = _copy(exported, tmp_path / "b")
+    net, card = load_net(folder)
+    with torch.no_grad():
+        net.head[0].bias.add_(1.0)
+    save_bundle(net, folder, **card.model_dump(exclude={"weights_sha256", "created_at"}))
+    with pytest.raises(BundleError, match="export it again"):
+        Inspector(folder, backend="onnx")
+
+
+def test_missing_export_says_how_to_make_one(tiny_model: Path) -> None:
+    from core.inference import Inspector
+
+    with pytest.raises(BundleError, match="inspector export"):
+        Inspector(tiny_model, backend="onnx")
+
+
+def test_export_that_does_not_match_torch_writes_nothing(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.onnx_export as onnx_export
+
+    folder = _copy(tiny_model, tmp_path / "b")
+    monkeypatch.setattr(onnx_export, "measure_parity", lambda *_a: (0.0, 0.2))
+    with pytest.raises(OnnxExportError, match="does not match PyTorch"):
+        onnx_export.export_bundle(folder)
+    assert not (folder / ONNX_FILE).exists() and not (folder / ONNX_CARD_FILE).exists()
+
+
+_NO_TORCH = """
+import sys
+for name in ("torch", "torchvision", "pytorch_grad_cam", "onnx"):
+    sys.modules[name] = None  # any import of them now fails
+import runpy
+sys.argv = ["inspector", *sys.argv[1:]]
+try:
+    runpy.run_module("core.cli", run_name="__main__")
+finally:
+    leaked = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision") and sys.modules[m])
+    print("TORCH_MODULES", leaked, file=sys.stderr)
+"""
+
+
+def test_onnx_station_runs_without_torch(exported: Path, pair_data: Path, tmp_path: Path) -> None:
+    from core.inference import Inspector
+
+    image = sorted((pair_data / "bad").glob("*.png"))[0]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _NO_TORCH,
+            "predict",
+            str(exported),
+            str(image),
+            "--heatmap-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "TORCH_MODULES []" in result.stderr
+    line = json.loads(result.stdout.strip())
+    with Inspector(exported, backend="torch", device="cpu") as eager:
+        expected = eager.inspect(read_image(image))
+    assert abs(line["score"] - expected.score) < 1e-4
+    assert line["verdict"] == expected.verdict.value
+    assert Path(line["heatmap"]).is_file()
