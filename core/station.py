@@ -487,6 +487,23 @@ class StationRuntime:
                     log.exception("closing the station failed at %s", getattr(step, "__qualname__", step))
 
 
+def _record_model_and_threshold(visual_log: Any, inspector: Any) -> None:
+    """Keep what the model hash stands for, and audit a threshold that differs from the last one."""
+    card = inspector.card
+    visual_log.register_model(inspector.model_hash, name=card.name, metadata=card.model_dump(mode="json"))
+    changes = visual_log.threshold_changes()
+    previous = changes[-1].new if changes else None
+    if previous is None or abs(previous - inspector.threshold) > 1e-12:
+        visual_log.record_threshold_change(
+            previous,
+            inspector.threshold,
+            user="system",
+            reason=f"station started with model {card.name} ({card.short_hash})",
+            model_hash=inspector.model_hash,
+            model_name=card.name,
+        )
+
+
 def build_runtime(
     source_spec: str,
     model: Path,
@@ -524,6 +541,7 @@ def build_runtime(
     inspector = Inspector(model, device=device, threshold=threshold, backend=backend, threads=threads)
     visual_log = VisualLog(db_url, media_root=media_root, station=station_name)
     try:
+        _record_model_and_threshold(visual_log, inspector)
         source = open_source(source_spec, seen=content_lookup(visual_log), **(source_options or {}))
     except BaseException:
         visual_log.close()

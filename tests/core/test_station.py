@@ -65,3 +65,26 @@ def test_hot_folder_every_file_one_row(tiny_model: Path, tmp_path: Path) -> None
     # The inbox keeps only the file still being written; nothing else was left or lost.
     assert sorted(p.name for p in inbox.iterdir() if p.is_file()) == [".still-writing.png.tmp"]
     assert [item.decision.part_id for item in seen] == [d.part_id for d in reversed(decisions)]
+
+
+def test_start_up_registers_the_model_and_audits_a_changed_threshold(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    db = f"sqlite:///{tmp_path / 'log.sqlite'}"
+    for threshold in (None, None, 0.25):  # the second start changes nothing, the third does
+        runtime = build_runtime(
+            f"hotfolder:{inbox}",
+            tiny_model,
+            db_url=db,
+            media_root=tmp_path / "m",
+            station_name="t",
+            threshold=threshold,
+        )
+        runtime.close()
+    with VisualLog(db, media_root=tmp_path / "m", station="t") as log:
+        changes = log.threshold_changes()
+        models = log.models()
+    assert [c.user for c in changes] == ["system", "system"]
+    assert changes[0].old is None and changes[1].old == changes[0].new and changes[1].new == 0.25
+    assert any(m.hash == changes[0].model_hash for m in models)
