@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from core.train import TrainConfig
 
 # Bump when the recipe below changes, so a cached demo model from an older recipe is retrained.
-DEMO_RECIPE = 1
+DEMO_RECIPE = 2
 DEMO_TRAIN_SIZE = 256  # generated training parts; the model sees them at its input size
 DEMO_PER_CLASS = 600
 
@@ -113,11 +113,15 @@ def demo_training_config() -> TrainConfig:
         epochs=10,
         patience=10,
         batch_size=32,
-        lr=1e-3,
+        lr=5e-3,
         bad_weight_factor=1.0,
         val_fraction=0.2,
         test_fraction=0.0,
         augment=False,
+        # A one-minute model cannot catch the faintest generated defects without rejecting
+        # nearly every part; the demo allows 2% misses on validation so its verdicts make sense.
+        # Real models keep the default target of zero misses.
+        target_miss_rate=0.02,
         group_pattern=r"_(\d+)\.png$",
         seed=7,
     )

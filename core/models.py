@@ -109,7 +109,7 @@ def build_model(architecture: str, *, channels: int = 1, pretrained: str | None 
             block(channels, 16), block(16, 32), block(32, 48), block(48, 64), block(64, 96)
         )
         head = nn.Sequential(nn.Linear(96, 2))
-        return inspection_net(features, head, pool="max")
+        return inspection_net(features, head, pool="avg")
 
     constructor = getattr(tvm, architecture)
     base = constructor(weights=None)
