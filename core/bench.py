@@ -2,7 +2,9 @@
 
 Every part goes through what the station does with it: read and decode the file, preprocess it,
 inference plus Grad-CAM heatmap, the display overlay, then the visual log (PNG-encode the
-heatmap, write the image and heatmap files, commit one row) in a throwaway SQLite file. Each
+heatmap, write the image and heatmap files, commit the row; the rows of parts that wait for the
+writer together are committed in one transaction, as the station's writer does) in a throwaway
+SQLite file. Each
 stage is timed per part; the report gives p50/p95/p99 per stage and end to end, parts per
 second, and the process's memory sampled along the run (a long run must stay flat: no leak from
 hooks, sessions or the log) and at its peak.
@@ -45,7 +47,7 @@ STAGE_HELP = {
     "preprocess": "resize and normalise to the model input",
     "inference": "model score and Grad-CAM, normalised to the 8-bit heatmap (per part of a batch)",
     "overlay": "colour map blended on the part at display resolution",
-    "log": "PNG-encode the heatmap, write image and heatmap files, commit the row",
+    "log": "PNG-encode the heatmap, write image and heatmap files, commit the row (per part of a group commit)",
 }
 _WARMUP_RUNS = 5
 
@@ -298,17 +300,22 @@ def run_bench(
             make_overlay(item.part.image, item.inspection.heatmap, size=display_size)
             recorder.add("overlay", time.perf_counter() - start)
 
-    def log(item: _Item, visual_log: VisualLog) -> None:
+    def log(items: list[_Item], visual_log: VisualLog) -> None:
+        # The parts waiting for the writer are committed together, as the station's writer does.
+        from core.storage import Entry
+
         start = time.perf_counter()
-        decision = visual_log.record(
-            item.part, item.inspection, model_hash=inspector.model_hash, model_name=inspector.card.name
+        entries = [Entry(part=it.part, inspection=it.inspection) for it in items]
+        decisions = visual_log.record_many(
+            entries, model_hash=inspector.model_hash, model_name=inspector.card.name
         )
         done = time.perf_counter()
-        recorder.add("log", done - start)
-        recorder.add("end_to_end", done - item.started)
-        recorder.logged_one(decision.verdict)
-        if progress is not None and (recorder.logged % report_every == 0 or recorder.logged == total):
-            progress(recorder.logged, total)
+        for item, decision in zip(items, decisions, strict=True):
+            recorder.add("log", (done - start) / len(items))
+            recorder.add("end_to_end", done - item.started)
+            recorder.logged_one(decision.verdict)
+            if progress is not None and (recorder.logged % report_every == 0 or recorder.logged == total):
+                progress(recorder.logged, total)
 
     with tempfile.TemporaryDirectory(prefix="inspector-bench-", dir=work_dir) as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.sqlite'}"
@@ -370,7 +377,7 @@ def _run_serial(
     read: Callable[[int], _Item],
     infer: Callable[[list[_Item]], None],
     overlay: Callable[[_Item], None],
-    log: Callable[[_Item, Any], None],
+    log: Callable[[list[_Item], Any], None],
     open_log: Callable[[], Any],
 ) -> int:
     with open_log() as visual_log:
@@ -378,7 +385,7 @@ def _run_serial(
             item = read(index)
             infer([item])
             overlay(item)
-            log(item, visual_log)
+            log([item], visual_log)
         return int(visual_log.count())
 
 
@@ -391,14 +398,14 @@ def _run_pipelined(
     read: Callable[[int], _Item],
     infer: Callable[[list[_Item]], None],
     overlay: Callable[[_Item], None],
-    log: Callable[[_Item, Any], None],
+    log: Callable[[list[_Item], Any], None],
     open_log: Callable[[], Any],
     max_batch: int,
 ) -> int:
     # Queues just deep enough for one batch: deeper ones only add waiting to each part's latency.
     decoded: queue.Queue[_Item | None] = queue.Queue(maxsize=max_batch)
     inferred: queue.Queue[_Item | None] = queue.Queue(maxsize=max_batch)
-    shown: queue.Queue[_Item | None] = queue.Queue(maxsize=2)
+    shown: queue.Queue[_Item | None] = queue.Queue(maxsize=max_batch)
     failed = threading.Event()
     errors: list[BaseException] = []
     rows: list[int] = []
@@ -448,8 +455,19 @@ def _run_pipelined(
     def writer() -> None:
         # The log is made on the thread that writes it.
         with open_log() as visual_log:
-            while (item := get(shown)) is not None:
-                log(item, visual_log)
+            finished = False
+            while not finished and (item := get(shown)) is not None:
+                items = [item]
+                while len(items) < 32:  # what is already waiting, as the station's writer takes it
+                    try:
+                        nxt = shown.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        finished = True
+                        break
+                    items.append(nxt)
+                log(items, visual_log)
             rows.append(int(visual_log.count()))
 
     def inference() -> None:

@@ -17,8 +17,9 @@ A crash before 3 leaves the file in the inbox: it is inspected after the restart
 
 With ``writer_log`` the rows are written by a writer thread that owns its own ``VisualLog``, so
 that the disk and database waits of one part overlap with the inspection of the next (as
-``inspector bench`` measures the pipeline); the station's thread still acknowledges and notifies,
-in order. A row that cannot be stored (``StorageError``: disk full, database locked) is not
+``inspector bench`` measures the pipeline), and the rows of all parts waiting for it go in one
+transaction (group commit: one database sync and one directory sync for a burst, not one per
+part); the station's thread still acknowledges and notifies, in order. A row that cannot be stored (``StorageError``: disk full, database locked) is not
 acknowledged: the source keeps the original (``release``) and the error reaches the caller, who
 shows the alarm and tries again (``run`` waits with back-off; the GUI worker rebuilds).
 """
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
     from core.storage import VisualLog
 
 log = logging.getLogger(__name__)
+
+_GROUP_COMMIT = 32  # most parts the writer commits in one transaction
 
 Listener = Callable[[InspectedPart], None]
 StatusListener = Callable[[SourceStatus], None]
@@ -98,6 +101,31 @@ def _record(visual_log: VisualLog, job: _Job, model_hash: str | None, model_name
             error=f"not inspected: recording the decision failed ({type(exc).__name__}: {exc})",
         )
         return visual_log.record(bare, None, model_hash=model_hash, model_name=model_name)
+
+
+def _record_group(
+    visual_log: VisualLog, jobs: list[_Job], model_hash: str | None, model_name: str | None
+) -> list[_Done]:
+    """Record ``jobs`` in one transaction; when that fails for a reason other than the storage,
+    record them one by one, so one odd part does not cost the others their rows."""
+    from core.storage import Entry, StorageError
+
+    if len(jobs) > 1:
+        try:
+            entries = [Entry(part=j.part, inspection=j.inspection, reason=j.reason) for j in jobs]
+            decisions = visual_log.record_many(entries, model_hash=model_hash, model_name=model_name)
+            return [_Done(job, decision, None) for job, decision in zip(jobs, decisions, strict=True)]
+        except StorageError:
+            raise
+        except Exception:
+            log.debug("group commit of %d parts failed; recording them one by one", len(jobs), exc_info=True)
+    done = []
+    for job in jobs:
+        try:
+            done.append(_Done(job, _record(visual_log, job, model_hash, model_name), None))
+        except Exception as exc:
+            done.append(_Done(job, None, exc))
+    return done
 
 
 class _InlineWriter:
@@ -170,17 +198,21 @@ class _ThreadWriter:
                 with self._cond:
                     while not self._jobs:
                         self._cond.wait()
-                    job = self._jobs.popleft()
-                if job is None:
+                    # Everything waiting goes in one transaction (group commit).
+                    jobs: list[_Job] = []
+                    while self._jobs and self._jobs[0] is not None and len(jobs) < _GROUP_COMMIT:
+                        jobs.append(self._jobs.popleft())  # type: ignore[arg-type]
+                    stop = not jobs
+                if stop:
                     return
                 try:
                     if visual_log is None:  # (again) after the storage was unavailable
                         visual_log = self._open_log()
-                    result = _Done(job, _record(visual_log, job, self._hash, self._name), None)
+                    results = _record_group(visual_log, jobs, self._hash, self._name)
                 except Exception as exc:
-                    result = _Done(job, None, exc)
+                    results = [_Done(job, None, exc) for job in jobs]
                 with self._cond:
-                    self._done.append(result)
+                    self._done.extend(results)
                     self._cond.notify_all()
         finally:
             if visual_log is not None:

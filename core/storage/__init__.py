@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # the explicit re-exports type checkers see
     from core.storage.errors import DuplicatePartError as DuplicatePartError
     from core.storage.errors import NotAllowedError as NotAllowedError
     from core.storage.errors import StorageError as StorageError
+    from core.storage.log import Entry as Entry
     from core.storage.log import VisualLog as VisualLog
     from core.storage.records import ChainHead as ChainHead
     from core.storage.records import ChainVerification as ChainVerification
@@ -34,6 +35,7 @@ _WHERE = {
     "DuplicatePartError": "core.storage.errors",
     "NotAllowedError": "core.storage.errors",
     "StorageError": "core.storage.errors",
+    "Entry": "core.storage.log",
     "VisualLog": "core.storage.log",
     "ChainHead": "core.storage.records",
     "ChainVerification": "core.storage.records",

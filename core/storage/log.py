@@ -13,6 +13,7 @@ so two writers of one station (the station and a supervisor's review) never fork
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -88,6 +89,25 @@ _APPEND_ATTEMPTS = 20  # another writer of the same station moved the head: relo
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Entry:
+    """One part for ``VisualLog.record_many``: the arguments of ``record`` for that part."""
+
+    part: Part
+    inspection: Inspection | None
+    reason: str | None = None
+    keep: bool = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Prepared:
+    decision: Decision
+    values: dict[str, Any]  # the row, without station, model version, seq and hash
+    link: Callable[[int, str], str]  # (seq, previous hash) -> this row's hash
+    media: list[tuple[str, bytes]]  # (path relative to the media root, bytes)
+    keep: bool
 
 
 class _StaleHead(Exception):
@@ -198,7 +218,88 @@ class VisualLog:
             DuplicatePartError: The part id is already in the log (its files are left alone).
             ValueError: The arguments are inconsistent (a bug in the caller).
         """
+        entry = Entry(part=part, inspection=inspection, reason=reason, keep=keep)
+        return self.record_many([entry], model_hash=model_hash, model_name=model_name)[0]
+
+    def record_many(
+        self, entries: Sequence[Entry], *, model_hash: str | None, model_name: str | None = None
+    ) -> list[Decision]:
+        """Store several decisions in one transaction (group commit), in order.
+
+        The station's writer hands over every part that is waiting, so a burst costs one commit
+        and one directory sync instead of one per part. All or nothing: when this raises,
+        no row of ``entries`` is committed, and a caller that wants the others recorded anyway
+        records them one by one with ``record``.
+
+        Raises:
+            As ``record``, for any of the entries (``DuplicatePartError`` names the first
+            duplicate; nothing is written then).
+        """
         self._check_open()
+        if not entries:
+            return []
+        prepared = [self._prepare(entry, model_hash) for entry in entries]
+        ids = [p.decision.part_id for p in prepared]
+        if len(set(ids)) != len(ids):
+            raise ValueError("the same part id twice in one batch")
+        with environment_errors(self._where):
+            station_id = self._ensure_station()
+            model_version_id = (
+                self._ensure_model(model_hash, model_name, prepared[0].decision.created_at)
+                if model_hash
+                else None
+            )
+            if duplicate := self._first_existing(ids):
+                raise DuplicatePartError(duplicate)
+
+        written: list[Path] = []
+        try:
+            with environment_errors(str(self._media_root)):
+                folders: dict[Path, None] = {}
+                for item in prepared:
+                    for relative, data in item.media:
+                        path = self._media_root / relative
+                        written.append(path)  # before writing: a failed write leaves a .part file
+                        if path.parent not in folders:
+                            _make_dirs_durable(path.parent)
+                        folders[path.parent] = None
+                        write_atomic(path, data)
+                for folder in folders:
+                    _fsync_dir(folder)  # the renames themselves survive a power loss
+            rows = [
+                ({**item.values, "station_id": station_id, "model_version_id": model_version_id}, item.link)
+                for item in prepared
+            ]
+            keeps = [item.decision for item in prepared if item.keep]
+
+            def keep_marks(connection: Connection) -> None:
+                for kept in keeps:
+                    connection.execute(
+                        insert(KeepMarkRow).values(
+                            part_id=kept.part_id,
+                            created_at=kept.created_at,
+                            user_id=None,
+                            reason="kept when recorded",
+                        )
+                    )
+
+            with environment_errors(self._where):
+                try:
+                    self._append_many(station_id, DecisionRow, rows, then=keep_marks if keeps else None)
+                except IntegrityError as exc:
+                    # Only another writer racing on the same id gets here (checked above).
+                    if duplicate := self._first_existing(ids):
+                        written.clear()  # they may be the other writer's files now
+                        raise DuplicatePartError(duplicate) from exc
+                    raise
+        except Exception:
+            self._discard_orphans(ids, written)
+            raise
+        return [item.decision for item in prepared]
+
+    def _prepare(self, entry: Entry, model_hash: str | None) -> _Prepared:
+        """Check one entry and work out its row, its media and its chain link (no I/O)."""
+        part, inspection, reason = entry.part, entry.inspection, entry.reason
         part_id = part.part_id
         if not _PART_ID.fullmatch(part_id):
             raise ValueError(f"part id {part_id!r} is not a ULID (see core.types.new_part_id)")
@@ -231,19 +332,12 @@ class VisualLog:
         created_at = self.now()
         image = _image_payload(part)
 
-        with environment_errors(self._where):
-            station_id = self._ensure_station()
-            model_version_id = self._ensure_model(model_hash, model_name, created_at) if model_hash else None
-            if self._exists(part_id):
-                raise DuplicatePartError(part_id)
-
         folder = created_at.strftime("%Y/%m/%d")
         image_path = f"{folder}/{part_id}{image[1]}" if image is not None else None
         heatmap_path = f"{folder}/{part_id}_heatmap.png" if heatmap_png is not None else None
         media_bytes = (len(image[0]) if image is not None else 0) + len(heatmap_png or b"")
         values: dict[str, Any] = {
             "part_id": part_id,
-            "station_id": station_id,
             "created_at": created_at,
             "source_ref": part.source_ref,
             "content_hash": content_hash,
@@ -252,7 +346,6 @@ class VisualLog:
             "threshold": threshold,
             "reason": reason,
             "latency_ms": latency_ms,
-            "model_version_id": model_version_id,
             "image_path": image_path,
             "heatmap_path": heatmap_path,
             "media_bytes": media_bytes,
@@ -278,39 +371,12 @@ class VisualLog:
                 media_bytes=media_bytes,
             )
 
-        def keep_mark(connection: Connection) -> None:
-            if keep:
-                connection.execute(
-                    insert(KeepMarkRow).values(
-                        part_id=part_id, created_at=created_at, user_id=None, reason="kept when recorded"
-                    )
-                )
-
-        written: list[Path] = []
-        try:
-            with environment_errors(str(self._media_root)):
-                media = [(image_path, image[0] if image else None), (heatmap_path, heatmap_png)]
-                for relative, data in media:
-                    if relative is not None and data is not None:
-                        path = self._media_root / relative
-                        written.append(path)  # before writing: a failed write leaves a .part file
-                        _make_dirs_durable(path.parent)
-                        write_atomic(path, data)
-                if written:
-                    _fsync_dir(written[0].parent)  # the renames themselves survive a power loss
-            with environment_errors(self._where):
-                try:
-                    self._append(station_id, DecisionRow, values, link, then=keep_mark)
-                except IntegrityError as exc:
-                    # Only another writer racing on the same id gets here (checked above).
-                    if self._exists(part_id):
-                        written.clear()  # they may be the other writer's files now
-                        raise DuplicatePartError(part_id) from exc
-                    raise
-        except Exception:
-            self._discard_orphans(part_id, written)
-            raise
-        return Decision(
+        media: list[tuple[str, bytes]] = []
+        if image_path is not None and image is not None:
+            media.append((image_path, image[0]))
+        if heatmap_path is not None and heatmap_png is not None:
+            media.append((heatmap_path, heatmap_png))
+        decision = Decision(
             part_id=part_id,
             station=self._station,
             source_ref=part.source_ref,
@@ -325,6 +391,7 @@ class VisualLog:
             image_path=image_path,
             heatmap_path=heatmap_path,
         )
+        return _Prepared(decision=decision, values=values, link=link, media=media, keep=entry.keep)
 
     def record_threshold_change(
         self,
@@ -991,16 +1058,32 @@ class VisualLog:
         *,
         then: Callable[[Connection], None] | None = None,
     ) -> tuple[int, str]:
-        """Insert ``values`` as the next link of a station's chain; returns its (seq, hash).
+        """Insert ``values`` as the next link of a station's chain; returns its (seq, hash)."""
+        return self._append_many(station_id, table, [(values, link)], then=then)
 
-        The head moves only if it is still where this log saw it: otherwise another writer
-        appended first, and the head is read again. The head in memory advances only after the
-        commit, so a failed commit (disk full) leaves it pointing at the last committed link.
+    def _append_many(
+        self,
+        station_id: int,
+        table: type[DecisionRow | ThresholdChangeRow | ReviewRow],
+        rows: Sequence[tuple[dict[str, Any], Callable[[int, str], str]]],
+        *,
+        then: Callable[[Connection], None] | None = None,
+    ) -> tuple[int, str]:
+        """Insert ``rows`` as the next links of a station's chain, in one transaction.
+
+        Returns the (seq, hash) of the last. The head moves only if it is still where this log
+        saw it: otherwise another writer appended first, and the head is read again. The head in
+        memory advances only after the commit, so a failed commit (disk full) leaves it pointing
+        at the last committed link.
         """
         for _ in range(_APPEND_ATTEMPTS):
             head = self._heads.get(station_id) or self._read_head(station_id)
-            seq = head.seq + 1
-            row_hash = link(seq, head.hash)
+            seq, row_hash = head.seq, head.hash
+            linked = []
+            for values, link in rows:
+                seq += 1
+                row_hash = link(seq, row_hash)
+                linked.append({**values, "seq": seq, "row_hash": row_hash})
             try:
                 with self._writer.begin() as connection:
                     moved = connection.execute(
@@ -1010,7 +1093,10 @@ class VisualLog:
                     ).rowcount
                     if moved != 1:
                         raise _StaleHead
-                    connection.execute(insert(table).values(**values, seq=seq, row_hash=row_hash))
+                    if len(linked) == 1:
+                        connection.execute(insert(table).values(**linked[0]))
+                    else:
+                        connection.execute(insert(table), linked)
                     if then is not None:
                         then(connection)
             except _StaleHead:
@@ -1127,12 +1213,20 @@ class VisualLog:
                 return found
             return row.id
 
-    def _discard_orphans(self, part_id: str, written: list[Path]) -> None:
-        """Remove the media files of a row that was not committed (frees space when disk is full)."""
+    def _first_existing(self, part_ids: Sequence[str]) -> str | None:
+        """The first of ``part_ids`` that already has a row, or None."""
+        if len(part_ids) == 1:
+            return part_ids[0] if self._exists(part_ids[0]) else None
+        with self._sessions() as session:
+            found = set(session.scalars(select(DecisionRow.part_id).where(DecisionRow.part_id.in_(part_ids))))
+        return next((p for p in part_ids if p in found), None)
+
+    def _discard_orphans(self, part_ids: Sequence[str], written: list[Path]) -> None:
+        """Remove the media files of rows that were not committed (frees space when disk is full)."""
         if not written:
             return
         try:
-            if self._exists(part_id):  # committed after all: the files belong to the row
+            if self._first_existing(part_ids) is not None:  # committed after all: the files are the rows'
                 return
         except Exception:  # cannot tell: keeping an orphan is harmless, losing a heatmap is not
             return

@@ -88,3 +88,32 @@ def test_start_up_registers_the_model_and_audits_a_changed_threshold(
     assert [c.user for c in changes] == ["system", "system"]
     assert changes[0].old is None and changes[1].old == changes[0].new and changes[1].new == 0.25
     assert any(m.hash == changes[0].model_hash for m in models)
+
+
+def test_writer_group_commit_falls_back_to_one_row_per_part(tmp_path: Path) -> None:
+    """An odd part in a group costs the others nothing: each still gets exactly one row."""
+    from datetime import UTC, datetime
+
+    from core.station import _Job, _record_group
+    from core.types import Inspection, Part
+
+    def part(i: int) -> Part:
+        image, _ = part_image(12, i, defective=False, size=64)
+        return Part(source_ref=f"cam#{i}", arrived_at=datetime.now(UTC), image=image)
+
+    heat = np.zeros((8, 8), np.uint8)
+    fine = Inspection(score=0.2, threshold=0.5, heatmap=heat, latency_ms=1.0)
+    odd = Inspection(score=0.9, threshold=0.5, heatmap=heat.astype(np.float32), latency_ms=1.0)
+    jobs = [_Job(part(0), fine, None), _Job(part(1), odd, None), _Job(part(2), fine, None)]
+    with VisualLog(f"sqlite:///{tmp_path / 'log.sqlite'}", media_root=tmp_path / "media") as log:
+        done = _record_group(log, jobs, "ab" * 32, "m")
+        assert [d.error for d in done] == [None, None, None]
+        assert [d.decision.verdict for d in done] == [Verdict.GOOD, Verdict.NOT_INSPECTED, Verdict.GOOD]
+        assert "recording the decision failed" in (done[1].decision.reason or "")
+        assert log.count() == 3 and log.verify().ok
+
+        # A group without odd parts goes in as it is, on the same chain.
+        more = [_Job(part(i), fine, None) for i in (3, 4, 5)]
+        done = _record_group(log, more, "ab" * 32, "m")
+        assert [d.decision.verdict for d in done] == [Verdict.GOOD] * 3
+        assert log.count() == 6 and log.chain_head().seq == 6 and log.verify().ok

@@ -27,7 +27,7 @@ from storage_helpers import (
 )
 
 from core.fileio import sha256_bytes
-from core.storage import DuplicatePartError, StorageError, VisualLog, make_engine
+from core.storage import DuplicatePartError, Entry, StorageError, VisualLog, make_engine
 from core.types import Decision, Inspection, Verdict
 
 # ---------------------------------------------------------------------------- recording
@@ -197,6 +197,60 @@ def test_duplicate_part_id_is_refused_and_first_record_kept(log: VisualLog) -> N
     assert log.get(part.part_id) == first
     # The refused record did not overwrite the first one's heatmap (same day, same name).
     assert log.media_path(first.heatmap_path).read_bytes() == heatmap_bytes
+
+
+def test_group_commit_records_each_part_once_in_order_on_one_chain(log: VisualLog, media_root: Path) -> None:
+    single = log.record(make_part(), make_inspection(score=0.1), model_hash=MODEL_HASH)
+    parts = [make_part(source_ref=f"cam-1#frame-{i}") for i in range(5)]
+    entries = [
+        Entry(part=parts[0], inspection=make_inspection(score=0.9, seed=3)),
+        Entry(part=parts[1], inspection=None, reason="not inspected: truncated JPEG"),
+        Entry(part=parts[2], inspection=make_inspection(score=0.2, seed=4), keep=True),
+        Entry(part=parts[3], inspection=make_inspection(score=0.6, seed=5)),
+        Entry(part=parts[4], inspection=make_inspection(score=0.4, seed=6)),
+    ]
+    decisions = log.record_many(entries, model_hash=MODEL_HASH)
+
+    assert [d.part_id for d in decisions] == [p.part_id for p in parts]
+    assert [d.verdict for d in decisions] == [
+        Verdict.BAD, Verdict.NOT_INSPECTED, Verdict.GOOD, Verdict.BAD, Verdict.GOOD
+    ]  # fmt: skip
+    assert rows_in_db(log) == 6
+    assert [log.get(p.part_id) for p in parts] == decisions
+    assert log.latest(6)[-1] == single
+    # One image per part and one heatmap per inspected part, each where its row says.
+    assert len(media_files(media_root)) == 2 * 6 - 1
+    for d in decisions:
+        for relative in (d.image_path, d.heatmap_path):
+            if relative is not None:
+                assert log.media_path(relative).is_file()
+    assert log.chain_head().seq == 6
+    verification = log.verify()
+    assert verification.ok and verification.records == 6, verification.problem
+    assert rows_in_db(log, "keep_marks") == 1
+
+
+def test_group_commit_is_all_or_nothing(log: VisualLog, media_root: Path) -> None:
+    taken = make_part()
+    log.record(taken, make_inspection(), model_hash=MODEL_HASH)
+    files_before = media_files(media_root)
+    fresh = make_part(source_ref="cam-1#frame-8")
+    entries = [
+        Entry(part=fresh, inspection=make_inspection()),
+        Entry(part=taken, inspection=make_inspection()),
+    ]
+
+    with pytest.raises(DuplicatePartError, match=taken.part_id):
+        log.record_many(entries, model_hash=MODEL_HASH)
+    with pytest.raises(ValueError, match="reason is required"):
+        log.record_many([Entry(part=fresh, inspection=make_inspection()), Entry(part=make_part(), inspection=None)],
+                        model_hash=MODEL_HASH)  # fmt: skip
+
+    assert rows_in_db(log) == 1 and log.get(fresh.part_id) is None
+    assert media_files(media_root) == files_before
+    # The chain did not move, so the next append links on the first record.
+    again = log.record_many([Entry(part=fresh, inspection=make_inspection())], model_hash=MODEL_HASH)
+    assert again[0].part_id == fresh.part_id and log.chain_head().seq == 2 and log.verify().ok
 
 
 def test_reopening_keeps_rows(db_url: str, open_log: Callable[..., VisualLog]) -> None:
