@@ -21,6 +21,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("images", type=Path, nargs="+")
     p.add_argument("--threshold", type=float)
     p.add_argument("--heatmap-dir", type=Path, help="write heatmap overlays here")
+    p.add_argument(
+        "--cam",
+        metavar="METHOD",
+        help="heatmap method for the overlays instead of the station's Grad-CAM: "
+        "gradcam, gradcam++, xgradcam, layercam, eigencam, scorecam, ablationcam (needs torch)",
+    )
     p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help="default: auto")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--threads", type=int, help="CPU threads for inference (default: one per core)")
@@ -78,6 +84,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         threads=args.threads,
     )
+    reviewer = None
+    if args.cam:
+        from core.review_cam import REVIEW_METHODS, Reviewer
+
+        if args.cam not in REVIEW_METHODS:
+            print(f"inspector predict: unknown --cam {args.cam!r}; choose one of {', '.join(REVIEW_METHODS)}",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        reviewer = Reviewer(args.model, device=None if args.device == "auto" else args.device)
     if args.heatmap_dir:
         args.heatmap_dir.mkdir(parents=True, exist_ok=True)
     status = 0
@@ -103,7 +118,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
                 from core.overlay import make_overlay
 
-                overlay = make_overlay(image, result.heatmap)
+                heatmap = result.heatmap if reviewer is None else reviewer.explain(image, args.cam)[1]
+                overlay = make_overlay(image, heatmap)
                 out = args.heatmap_dir / f"{path.stem}_heatmap.png"
                 # imencode + write_bytes rather than imwrite: imwrite cannot write non-ASCII paths on Windows.
                 ok, png = cv2.imencode(".png", overlay[:, :, ::-1])
@@ -111,6 +127,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                     raise RuntimeError(f"cannot encode the overlay of {path}")
                 out.write_bytes(png.tobytes())
                 line["heatmap"] = str(out)
+                line["cam"] = args.cam or "gradcam (in the forward pass)"
             print(json.dumps(line, ensure_ascii=False), flush=True)
     return status
 

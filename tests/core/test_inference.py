@@ -53,7 +53,7 @@ def test_predict_prints_one_json_line_per_image_and_writes_overlays(
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["path"] for line in lines] == [*map(str, images), str(broken)]
     for line in lines[:2]:
-        assert set(line) == {"path", "score", "verdict", "threshold", "latency_ms", "heatmap"}
+        assert set(line) == {"path", "score", "verdict", "threshold", "latency_ms", "heatmap", "cam"}
         assert line["verdict"] == ("bad" if line["score"] >= 0.5 else "good")
         assert line["threshold"] == 0.5
         overlay = cv2.imread(line["heatmap"])
