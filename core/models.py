@@ -94,28 +94,45 @@ def build_model(architecture: str, *, channels: int = 1, pretrained: str | None 
         raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
 
     if architecture == "tiny_cnn":
-        # For tests and the demo: small enough to train in seconds on two cores.
-        def block(cin: int, cout: int) -> nn.Sequential:
-            return nn.Sequential(
-                nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False),
+        # For tests and the demo: small enough to train in well under a minute on two cores.
+        # Three stages (1/2, 1/4, 1/8 of the input) and average pooling: each cell of the last
+        # map sees about half the part's radius, so the net learns local "this does not belong
+        # here" detectors, which it does much faster than whole-part ones (a deeper, global
+        # version with max pooling reached a validation AUC of ~0.64 in the same time). The
+        # last map is 16 x 16 at a 128 px input, which also makes the Grad-CAM finer.
+        import torch
+
+        def conv(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
+            return [
+                nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
                 nn.BatchNorm2d(cout),
                 nn.ReLU(inplace=True),
-                nn.Conv2d(cout, cout, 3, padding=1, bias=False),
-                nn.BatchNorm2d(cout),
-                nn.ReLU(inplace=True),
-            )
+            ]
 
         features = nn.Sequential(
-            block(channels, 16), block(16, 32), block(32, 48), block(48, 64), block(64, 96)
+            nn.Sequential(*conv(channels, 16, 2)),
+            nn.Sequential(*conv(16, 32, 2), *conv(32, 32)),
+            nn.Sequential(*conv(32, 64, 2), *conv(64, 64), *conv(64, 64)),
         )
-        head = nn.Sequential(nn.Linear(96, 2))
-        return inspection_net(features, head, pool="avg")
+        head = nn.Sequential(nn.Linear(64, 2))
+        # Channels-last weights make the CPU convolutions ~1.3x faster, in training and on the
+        # line; the values (and the saved state dict) are the same.
+        return inspection_net(features, head, pool="avg").to(memory_format=torch.channels_last)
 
     constructor = getattr(tvm, architecture)
     base = constructor(weights=None)
     if pretrained:
         base.load_state_dict(_load_state_dict(pretrained))
     if architecture.startswith("mobilenet"):
+        # torchvision builds MobileNetV3 with BatchNorm momentum 0.01, tuned for ImageNet's
+        # thousands of steps per epoch. On a line's dataset (~40 steps per epoch) the running
+        # statistics then lag far behind the weights, and the model in eval mode calls every
+        # part good or every part bad for many epochs (measured on the casting data: validation
+        # AUC 0.56-0.78 over epochs 1-11 while the training loss fell from 0.63 to 0.27).
+        # PyTorch's default 0.1 follows the weights; the saved weights are the same either way.
+        for module in base.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.momentum = 0.1
         base.features[0][0] = _adapt_first_conv(base.features[0][0], channels)
         last: nn.Linear = base.classifier[-1]
         base.classifier[-1] = nn.Linear(last.in_features, 2)
