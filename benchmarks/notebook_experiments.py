@@ -42,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--input-size", type=int, default=224)
     parser.add_argument(
+        "--patience",
+        type=int,
+        help="epochs without a better model before stopping (default: a third of --epochs, at least 4); "
+        "the learning rate is high in the first third of a one-cycle run, so short runs need the whole run",
+    )
+    parser.add_argument(
         "--sample", default="good=1000,bad=350", help="seed regime sample; 'none' for the full folder"
     )
     parser.add_argument("--device", default="auto")
@@ -61,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         run = args.out / name
         base = dict(
             name=name, architecture="mobilenet_v3_large", input_size=args.input_size, epochs=args.epochs,
-            patience=max(4, args.epochs // 3), sample_per_class=sample, val_fraction=0.2,
+            patience=args.patience or max(4, args.epochs // 3), sample_per_class=sample, val_fraction=0.2,
             test_fraction=0.0 if sample else 0.15, device=args.device, seed=0,
         )  # fmt: skip
         base.update(EXPERIMENTS[name])
