@@ -152,11 +152,25 @@ def evaluate(
     return report
 
 
+def scores_agree(plain: np.ndarray, augmented: np.ndarray, threshold: float, tolerance: float = 0.1) -> bool:
+    """Whether augmentation leaves one class's scores alone (see ``leak_check_report``).
+
+    A leak moves the scores themselves (the notebook's recipe on the casting data: good parts
+    0.88 -> 0.05 on average). The called-bad rate alone also jumps when the threshold sits on the
+    steep part of the score distribution (a model with a zero-miss threshold of 0.015: good parts
+    13% -> 25% called bad while their mean score moved 0.023 -> 0.052), so only both moving by
+    more than ``tolerance`` counts as disagreement.
+    """
+    rate_shift = abs(float((plain >= threshold).mean() - (augmented >= threshold).mean()))
+    mean_shift = abs(float(plain.mean() - augmented.mean()))
+    return rate_shift <= tolerance or mean_shift <= tolerance
+
+
 def leak_check_report(model: Path, data_dir: Path, inspector: Any, per_class: int = 60) -> dict[str, Any]:
     """Per class, the scores of training images with and without augmentation must agree.
 
     A transform applied to one class only becomes a shortcut ("rotated means good"); it shows
-    as a class whose called-bad rate changes when its images are augmented.
+    as a class whose called-bad rate and mean score both change when its images are augmented.
     """
     manifest = bundle_dir(model) / "split.json"
     samples = read_manifest(manifest, root=data_dir).get("train", []) if manifest.is_file() else []
@@ -178,7 +192,7 @@ def leak_check_report(model: Path, data_dir: Path, inspector: Any, per_class: in
             "called_bad_augmented": aug_bad,
             "mean_score_plain": float(plain.mean()),
             "mean_score_augmented": float(augmented.mean()),
-            "agree": abs(plain_bad - aug_bad) <= 0.1,
+            "agree": scores_agree(plain, augmented, threshold),
         }
     out["passed"] = all(v["agree"] for v in out.values() if isinstance(v, dict))
     return out
@@ -276,11 +290,13 @@ def _markdown(r: dict[str, Any]) -> str:
     if leak and "skipped" not in leak:
         lines += [
             "",
-            f"Leak check ({'passed' if leak['passed'] else 'FAILED'}): called-bad rate without / with augmentation:",
+            f"Leak check ({'passed' if leak['passed'] else 'FAILED'}): called-bad rate and mean score, "
+            "without / with augmentation:",
         ]
         for name in ("good", "bad"):
             v = leak[name]
             lines.append(
-                f"- {name}: {v['called_bad_plain']:.3f} / {v['called_bad_augmented']:.3f} (n = {v['n']})"
+                f"- {name}: {v['called_bad_plain']:.3f} / {v['called_bad_augmented']:.3f}; "
+                f"mean {v['mean_score_plain']:.3f} / {v['mean_score_augmented']:.3f} (n = {v['n']})"
             )
     return "\n".join(lines) + "\n"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core.data import Sample
@@ -70,3 +71,17 @@ def test_torchrun_two_processes_gloo(pair_data: Path, tmp_path: Path) -> None:
     from core.inference import Inspector
 
     assert Inspector(out).card.input_size == 48
+
+
+def test_leak_check_needs_the_scores_to_move_not_only_the_rate() -> None:
+    from core.evaluate import scores_agree
+
+    rng = np.random.default_rng(0)
+    # The notebook's recipe: augmented good parts score as good, plain ones as bad.
+    assert not scores_agree(rng.uniform(0.7, 1.0, 60), rng.uniform(0.0, 0.1, 60), threshold=0.5)
+    # Scores a little higher after augmentation, threshold in the crowd near zero: the rate jumps,
+    # the scores barely move.
+    plain = rng.uniform(0.0, 0.04, 60)
+    assert not scores_agree(plain, plain + 0.06, threshold=0.03, tolerance=0.05)
+    assert scores_agree(plain, plain + 0.06, threshold=0.03)
+    assert scores_agree(plain, plain, threshold=0.03, tolerance=0.0)
