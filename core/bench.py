@@ -389,6 +389,20 @@ def _run_serial(
         return int(visual_log.count())
 
 
+def _with_waiting(q: queue.Queue[_Item | None], first: _Item, limit: int) -> tuple[list[_Item], bool]:
+    """``first`` and the items already in ``q``, up to ``limit``; True when the end mark came too."""
+    items = [first]
+    while len(items) < limit:
+        try:
+            nxt = q.get_nowait()
+        except queue.Empty:
+            break
+        if nxt is None:
+            return items, True
+        items.append(nxt)
+    return items, False
+
+
 class _Stop(Exception):
     """Another stage of the pipeline failed."""
 
@@ -457,16 +471,8 @@ def _run_pipelined(
         with open_log() as visual_log:
             finished = False
             while not finished and (item := get(shown)) is not None:
-                items = [item]
-                while len(items) < 32:  # what is already waiting, as the station's writer takes it
-                    try:
-                        nxt = shown.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        finished = True
-                        break
-                    items.append(nxt)
+                # What is already waiting, up to what the station's writer commits at once.
+                items, finished = _with_waiting(shown, item, 32)
                 log(items, visual_log)
             rows.append(int(visual_log.count()))
 
@@ -476,17 +482,8 @@ def _run_pipelined(
             first = get(decoded)
             if first is None:
                 break
-            items = [first]
             # Batch what is already waiting; never wait for more.
-            while len(items) < max_batch:
-                try:
-                    nxt = decoded.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    finished = True
-                    break
-                items.append(nxt)
+            items, finished = _with_waiting(decoded, first, max_batch)
             infer(items)
             for item in items:
                 put(inferred, item)

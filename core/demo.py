@@ -104,8 +104,6 @@ def generate_pairs(
     filter, as the preset shrinks a camera image. ``workers`` > 1 draws them in that many
     processes; the files are the same either way.
     """
-    from core.fileio import write_atomic
-
     render_size = render_size or size
     jobs = [(seed, i, size, render_size) for i in range(n_pairs)]
     if workers > 1 and n_pairs > 1:
@@ -117,12 +115,12 @@ def generate_pairs(
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_cv2_thread) as pool:
             results = pool.map(_render_pair, jobs, chunksize=max(1, min(64, n_pairs // (8 * workers))))
             for job, pngs in zip(jobs, results, strict=True):
-                _write_pair(out_dir, job[1], pngs, write_atomic)
+                _write_pair(out_dir, job[1], pngs)
                 if progress:
                     progress("generate", job[1] + 1, n_pairs)
         return
     for job in jobs:
-        _write_pair(out_dir, job[1], _render_pair(job), write_atomic)
+        _write_pair(out_dir, job[1], _render_pair(job))
         if progress:
             progress("generate", job[1] + 1, n_pairs)
 
@@ -153,9 +151,9 @@ def _render_pair(job: tuple[int, int, int, int]) -> tuple[bytes, bytes]:
     return pngs[0], pngs[1]
 
 
-def _write_pair(
-    out_dir: Path, index: int, pngs: tuple[bytes, bytes], write_atomic: Callable[..., None]
-) -> None:
+def _write_pair(out_dir: Path, index: int, pngs: tuple[bytes, bytes]) -> None:
+    from core.fileio import write_atomic
+
     for label, png in zip(("good", "bad"), pngs, strict=True):
         write_atomic(out_dir / label / f"{label}_{index:05d}.png", png, fsync=False)
 
