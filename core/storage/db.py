@@ -7,6 +7,8 @@ thread that will use it.
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,9 @@ _log = logging.getLogger(__name__)
 # WAL survives a process crash by design; synchronous=FULL also survives a power loss.
 # busy_timeout lets a reader (a report, a second GUI) hold the file briefly without the
 # writer failing at once.
+BUSY_TIMEOUT_S = 5.0
 SQLITE_PRAGMAS = (
-    "busy_timeout=5000",  # first: switching a new file to WAL waits for the lock like the rest
+    f"busy_timeout={int(BUSY_TIMEOUT_S * 1000)}",  # first: the others wait for locks like writes
     "journal_mode=WAL",
     "synchronous=FULL",
     "foreign_keys=ON",
@@ -82,8 +85,8 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _connection_record: Any) -> None:
 
 def _execute_pragmas(cursor: Any) -> None:
     for pragma in SQLITE_PRAGMAS:
-        cursor.execute(f"PRAGMA {pragma}")
         if pragma.startswith("journal_mode"):
+            _switch_journal_mode(cursor, pragma)
             mode = str(cursor.fetchone()[0]).lower()
             # An in-memory database reports "memory"; anything else means WAL was refused
             # (e.g. a network file system), and crash safety is weaker than promised.
@@ -91,3 +94,22 @@ def _execute_pragmas(cursor: Any) -> None:
                 _log.warning(
                     "SQLite refused WAL mode (journal_mode=%s); is the file on a network share?", mode
                 )
+        else:
+            cursor.execute(f"PRAGMA {pragma}")
+
+
+def _switch_journal_mode(cursor: Any, pragma: str) -> None:
+    # Several connections switching a brand-new file to WAL at once (the station, a report and a
+    # second GUI starting together) can deadlock on the lock upgrade; SQLite then answers
+    # "database is locked" at once instead of calling the busy handler. Wait as a write would.
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    pause = 0.001
+    while True:
+        try:
+            cursor.execute(f"PRAGMA {pragma}")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
