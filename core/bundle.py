@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,6 +45,9 @@ class ModelCard(BaseModel):
     std: float = Field(0.25, description="Normalisation standard deviation on the 0..1 scale.")
     class_names: tuple[str, str] = Field(("good", "bad"), description="Index 0 good, index 1 bad.")
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="Bad-probability threshold chosen at training.")
+    views: Literal[1, 4, 8] = Field(
+        1, description="Views of each part averaged: 1, 4 (flips) or 8 (flips of it and its transpose)."
+    )
     weights_sha256: str = Field(description="SHA-256 of the safetensors file.")
     training_data_hash: str | None = Field(
         None, description="Hash of the sorted content hashes of the training images."

@@ -101,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-fraction", type=float)
     p.add_argument("--patience", type=int)
     p.add_argument("--threads", type=int)
+    p.add_argument(
+        "--views",
+        type=int,
+        choices=(1, 4, 8),
+        help="views of each part averaged (flips, transposes); default 1",
+    )
 
     p = sub.add_parser("log", help="show the newest decisions of the visual log")
     p.add_argument("--db", metavar="URL")
@@ -246,7 +252,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.config:
         settings.update(json.loads(args.config.read_text(encoding="utf-8")))
     keys = ("architecture", "input_size", "epochs", "batch_size", "lr", "seed", "device", "augment",
-            "val_fraction", "test_fraction", "patience", "threads")  # fmt: skip
+            "val_fraction", "test_fraction", "patience", "threads", "views")  # fmt: skip
     for key in keys:
         value = getattr(args, key)
         if value is not None:

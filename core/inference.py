@@ -75,7 +75,7 @@ class TorchBackend:
         if threads is not None and self.device == "cpu":
             torch.set_num_threads(threads)  # process-wide: torch has no per-model setting
         self._torch = torch
-        self._module: Any = score_and_cam(net).to(self.device).eval()
+        self._module: Any = score_and_cam(net, views=self.card.views).to(self.device).eval()
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         torch = self._torch

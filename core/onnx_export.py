@@ -52,6 +52,7 @@ class OnnxCard(BaseModel):
     onnx_sha256: str = Field(description="SHA-256 of model.onnx.")
     weights_sha256: str = Field(description="SHA-256 of the safetensors weights it was exported from.")
     opset: int = Field(description="ONNX opset of the graph.")
+    views: int = Field(1, description="Views of each part averaged inside the graph (the model card's).")
     input_name: str = Field(INPUT_NAME, description="Name of the N x C x H x W float32 input.")
     output_names: tuple[str, str] = Field(OUTPUT_NAMES, description="Score [N] and raw cam [N, h, w].")
     parity_max_abs_score: float = Field(description="Largest score difference to PyTorch at export.")
@@ -112,6 +113,11 @@ def load_onnx(bundle: Path) -> tuple[ModelCard, OnnxCard, bytes]:
             f"{model_path} was exported from other weights ({onnx_card.weights_sha256[:12]}…) than the "
             f"bundle's ({card.weights_sha256[:12]}…); export it again. Refusing to load it."
         )
+    if onnx_card.views != card.views:
+        raise BundleError(
+            f"{model_path} averages {onnx_card.views} view(s) of each part but the model card asks for "
+            f"{card.views}; export it again. Refusing to load it."
+        )
     data = model_path.read_bytes()
     actual = sha256_bytes(data)
     if actual != onnx_card.onnx_sha256:
@@ -122,13 +128,15 @@ def load_onnx(bundle: Path) -> tuple[ModelCard, OnnxCard, bytes]:
     return card, onnx_card, data
 
 
-def export_net(net: nn.Module, *, input_size: int, channels: int = 1, opset: int = DEFAULT_OPSET) -> bytes:
+def export_net(
+    net: nn.Module, *, input_size: int, channels: int = 1, views: int = 1, opset: int = DEFAULT_OPSET
+) -> bytes:
     """Serialise the score-and-cam graph of an ``InspectionNet`` (eval mode, CPU) to ONNX bytes."""
     import torch
 
     from core.explain import score_and_cam
 
-    module = score_and_cam(net).cpu().eval()
+    module = score_and_cam(net, views=views).cpu().eval()
     example = torch.zeros(1, channels, input_size, input_size)
     buffer = io.BytesIO()
     batch_axis = {0: "batch"}
@@ -158,7 +166,9 @@ def parity_inputs(card: ModelCard, count: int = 4) -> np.ndarray:
     return card.preset.batch(images)
 
 
-def measure_parity(net: nn.Module, model: bytes | Path, batch: np.ndarray) -> tuple[float, float]:
+def measure_parity(
+    net: nn.Module, model: bytes | Path, batch: np.ndarray, *, views: int = 1
+) -> tuple[float, float]:
     """Run PyTorch and ONNX Runtime on ``batch`` (whole and one at a time).
 
     Returns:
@@ -169,7 +179,7 @@ def measure_parity(net: nn.Module, model: bytes | Path, batch: np.ndarray) -> tu
     from core.explain import normalise_cams, score_and_cam
     from core.inference import ort_session
 
-    module = score_and_cam(net).cpu().eval()
+    module = score_and_cam(net, views=views).cpu().eval()
     with torch.inference_mode():
         ref_score, ref_cam = (t.numpy() for t in module(torch.from_numpy(batch)))
     session = ort_session(model, device="cpu")
@@ -201,8 +211,8 @@ def export_bundle(bundle: Path, *, opset: int = DEFAULT_OPSET) -> OnnxCard:
 
     folder = bundle_dir(bundle)
     net, card = load_net(folder)
-    data = export_net(net, input_size=card.input_size, channels=card.channels, opset=opset)
-    score_diff, heat_diff = measure_parity(net, data, parity_inputs(card))
+    data = export_net(net, input_size=card.input_size, channels=card.channels, views=card.views, opset=opset)
+    score_diff, heat_diff = measure_parity(net, data, parity_inputs(card), views=card.views)
     if not (score_diff <= SCORE_TOLERANCE and heat_diff <= HEATMAP_TOLERANCE):
         raise OnnxExportError(
             f"the ONNX model does not match PyTorch (score difference {score_diff:.2e}, limit "
@@ -216,6 +226,7 @@ def export_bundle(bundle: Path, *, opset: int = DEFAULT_OPSET) -> OnnxCard:
         output_names=OUTPUT_NAMES,
         weights_sha256=card.weights_sha256,
         opset=opset,
+        views=card.views,
         parity_max_abs_score=score_diff,
         parity_max_abs_heatmap=heat_diff,
         exported_at=datetime.now(UTC).isoformat(timespec="seconds"),

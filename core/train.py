@@ -85,6 +85,11 @@ class TrainConfig(BaseModel):
         None, description="Regex on file names; its first group keeps related images in one split."
     )
     threads: int | None = Field(None, description="CPU threads for torch; default: all cores.")
+    views: Literal[1, 4, 8] = Field(
+        1,
+        description="Views of each part the bundle averages (1; 4 flips; 8 flips of it and its transpose). "
+        "Epochs are selected on one view; the threshold is chosen on the views the station will use.",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +205,25 @@ def evaluate_scores(
             logits.append(out.cpu().numpy())
             probs.append(torch.softmax(out, 1)[:, 1].cpu().numpy())
     return np.concatenate(probs), np.concatenate(logits)
+
+
+def view_scores(
+    net: nn.Module, images: np.ndarray, *, preset: Preset, device: str, views: int, batch_size: int = 32
+) -> np.ndarray:
+    """Bad probabilities as the station computes them: the mean over ``views`` views of each part."""
+    if views == 1:
+        return evaluate_scores(net, images, preset=preset, device=device)[0]
+    import torch
+
+    from core.explain import score_and_cam
+
+    module = score_and_cam(net, views=views).eval()
+    probs = []
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            x = torch.from_numpy(np.stack([preset.normalise(b) for b in images[start : start + batch_size]]))
+            probs.append(module(x.to(device))[0].float().cpu().numpy())
+    return np.concatenate(probs)
 
 
 def _selection_key(r: EpochResult) -> tuple[float, float, float]:
@@ -384,7 +408,7 @@ def train(
         return read_card(out_dir)
     assert best is not None and best_state is not None
     net.load_state_dict(best_state)
-    probs, _ = evaluate_scores(net, val_x, preset=preset, device=device)
+    probs = view_scores(net, val_x, preset=preset, device=device, views=config.views)
     if config.fixed_threshold is not None:
         threshold = config.fixed_threshold
     else:
@@ -393,6 +417,8 @@ def train(
     metrics = {
         "best_epoch": best.epoch,
         "val_auc": best.val_auc,
+        "views": config.views,
+        "val_auc_over_views": roc_auc(val_y, probs),
         "val_fnr_at_threshold": fnr,
         "val_fpr_at_threshold": fpr,
         "val_fnr_at_0.5": best.val_fnr,
@@ -415,6 +441,7 @@ def train(
         mean=preset.mean,
         std=preset.std,
         threshold=threshold,
+        views=config.views,
         training_data_hash=data_hash(splits["train"]),
         metrics=metrics,
     )

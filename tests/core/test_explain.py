@@ -11,7 +11,7 @@ from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from core.bundle import load_net
-from core.explain import normalise_cams, score_and_cam
+from core.explain import normalise_cams, score_and_cam, view_transforms
 from core.imageio import read_image
 from core.models import ARCHITECTURES, build_model, cam_target_layer
 from core.preprocess import Preset
@@ -106,6 +106,35 @@ def test_trained_tiny_bundle_matches_pytorch_grad_cam(tiny_model: Path, pair_dat
     with torch.inference_mode():
         expected = torch.softmax(net(x), 1)[:, 1].numpy()
     np.testing.assert_allclose(prob, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("views", [4, 8])
+def test_views_average_the_scores_and_the_turned_back_cams_of_each_view(
+    views: int, tiny_model: Path, pair_data: Path
+) -> None:
+    net, card = load_net(tiny_model)
+    images = [read_image(p) for p in sorted((pair_data / "bad").glob("*.png"))[:3]]
+    x = card.preset.batch(images)  # N x 1 x S x S
+    one = score_and_cam(net).eval()
+    expected_scores, expected_cams = [], []
+    # Each view made and turned back with numpy, independently of the module's torch code.
+    for transpose, axes in view_transforms(views):
+        view = np.swapaxes(x, -2, -1) if transpose else x
+        view = np.flip(view, axes) if axes else view
+        with torch.inference_mode():
+            prob, raw = (t.numpy() for t in one(torch.from_numpy(np.ascontiguousarray(view))))
+        raw = np.flip(raw, axes) if axes else raw
+        expected_scores.append(prob)
+        expected_cams.append(np.swapaxes(raw, -2, -1) if transpose else raw)
+    with torch.inference_mode():
+        prob, raw = (t.numpy() for t in score_and_cam(net, views=views).eval()(torch.from_numpy(x)))
+    np.testing.assert_allclose(prob, np.mean(expected_scores, axis=0), atol=1e-6)
+    np.testing.assert_allclose(raw, np.mean(expected_cams, axis=0), atol=1e-5)
+    # The views really differ: the model is not flip-invariant, so the mean is not view 1.
+    assert np.abs(prob - expected_scores[0]).max() > 1e-4
+    assert len(view_transforms(views)) == views
+    with pytest.raises(ValueError, match="views must be one of"):
+        view_transforms(2)
 
 
 def test_max_pooled_and_average_pooled_heads_share_the_channel_weights() -> None:

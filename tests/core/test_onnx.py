@@ -131,6 +131,40 @@ def test_export_of_other_weights_is_refused(exported: Path, tmp_path: Path) -> N
         Inspector(folder, backend="onnx")
 
 
+def _with_views(folder: Path, views: int) -> None:
+    card = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    card["views"] = views  # not part of the weights' hash: the same weights, asked differently
+    (folder / "model.json").write_text(json.dumps(card), encoding="utf-8")
+
+
+def test_export_with_four_views_matches_torch_and_a_card_asking_for_other_views_is_refused(
+    tiny_model: Path, pair_data: Path, tmp_path: Path
+) -> None:
+    from core.cli import main
+    from core.inference import Inspector
+
+    folder = _copy(tiny_model, tmp_path / "b")
+    _with_views(folder, 4)
+    assert main(["export", str(folder), "--onnx"]) == 0
+    _, onnx_card = read_onnx_card(folder)
+    assert onnx_card.views == 4 and onnx_card.parity_max_abs_score <= SCORE_TOLERANCE
+    images = _images(pair_data)
+    with (
+        Inspector(folder, backend="onnx") as onnx,
+        Inspector(folder, backend="torch", device="cpu") as eager,
+        Inspector(tiny_model, backend="torch", device="cpu") as one_view,
+    ):
+        four, reference, single = (i.inspect_batch(images) for i in (onnx, eager, one_view))
+    for a, b in zip(four, reference, strict=True):
+        assert abs(a.score - b.score) < 1e-5
+        assert np.abs(a.heatmap.astype(int) - b.heatmap.astype(int)).max() <= 1
+    assert max(abs(a.score - c.score) for a, c in zip(four, single, strict=True)) > 1e-4
+
+    _with_views(folder, 8)
+    with pytest.raises(BundleError, match="averages 4 view"):
+        Inspector(folder, backend="onnx")
+
+
 def test_missing_export_says_how_to_make_one(tiny_model: Path) -> None:
     from core.inference import Inspector
 
@@ -144,7 +178,7 @@ def test_export_that_does_not_match_torch_writes_nothing(
     import core.onnx_export as onnx_export
 
     folder = _copy(tiny_model, tmp_path / "b")
-    monkeypatch.setattr(onnx_export, "measure_parity", lambda *_a: (0.0, 0.2))
+    monkeypatch.setattr(onnx_export, "measure_parity", lambda *_a, **_k: (0.0, 0.2))
     with pytest.raises(OnnxExportError, match="does not match PyTorch"):
         onnx_export.export_bundle(folder)
     assert not (folder / ONNX_FILE).exists() and not (folder / ONNX_CARD_FILE).exists()

@@ -85,3 +85,27 @@ def test_leak_check_needs_the_scores_to_move_not_only_the_rate() -> None:
     assert not scores_agree(plain, plain + 0.06, threshold=0.03, tolerance=0.05)
     assert scores_agree(plain, plain + 0.06, threshold=0.03)
     assert scores_agree(plain, plain, threshold=0.03, tolerance=0.0)
+
+
+def test_views_are_kept_in_the_bundle_and_the_threshold_is_chosen_on_them(
+    pair_data: Path, tmp_path: Path
+) -> None:
+    from core.bundle import load_net
+    from core.data import read_manifest
+    from core.metrics import threshold_for_miss_rate
+    from core.train import load_images, train, view_scores
+
+    config = TrainConfig(
+        architecture="tiny_cnn", input_size=32, epochs=2, batch_size=16, val_fraction=0.25,
+        test_fraction=0.0, group_pattern=r"_(\d+)\.png$", seed=2, views=8,
+    )  # fmt: skip
+    card = train(config, pair_data, tmp_path / "run", log=lambda _m: None)
+    assert card.views == 8 and card.metrics["views"] == 8
+    net, _ = load_net(tmp_path / "run")
+    val = read_manifest(tmp_path / "run" / "split.json")["val"]
+    images = load_images(val, card.preset)
+    labels = np.array([s.label for s in val])
+    eight = view_scores(net, images, preset=card.preset, device="cpu", views=8)
+    assert card.threshold == pytest.approx(threshold_for_miss_rate(labels, eight, 0.0), abs=1e-6)
+    one = view_scores(net, images, preset=card.preset, device="cpu", views=1)
+    assert np.abs(eight - one).max() > 1e-4  # a different score, so the check above means something
