@@ -90,6 +90,7 @@ class BenchReport:
     model: str
     architecture: str
     input_size: int
+    views: int
     backend: str
     device: str
     threads: int
@@ -339,6 +340,7 @@ def run_bench(
         model=inspector.card.name,
         architecture=inspector.card.architecture,
         input_size=inspector.card.input_size,
+        views=inspector.card.views,
         backend=inspector.backend,
         device=inspector.device,
         threads=threads or _threads_in_use(inspector),
@@ -509,7 +511,9 @@ def _run_pipelined(
 
 def format_report(report: BenchReport) -> str:
     lines = [
-        f"{report.model} ({report.architecture}, {report.input_size} px)  backend {report.backend}  "
+        f"{report.model} ({report.architecture}, {report.input_size} px"
+        + (f", {report.views} views" if report.views > 1 else "")
+        + f")  backend {report.backend}  "
         f"device {report.device}  threads {report.threads}  {report.mode}"
         + (f" (batches up to {report.max_batch})" if report.mode == "pipelined" else "")
         + (f", parts fed at {report.rate_hz:g}/s" if report.rate_hz else ", parts fed flat out"),
