@@ -23,7 +23,7 @@ from core.bundle import ModelCard, save_bundle
 from core.data import DEFAULT_CLASS_MAP, Sample, data_hash, scan_folder, stratified_split, write_manifest
 from core.fileio import write_atomic
 from core.imageio import read_image
-from core.metrics import rates_at, threshold_for_miss_rate
+from core.metrics import rates_at, threshold_for_miss_rate, threshold_with_margin
 from core.models import ARCHITECTURES, build_model
 from core.preprocess import Preset
 
@@ -64,6 +64,12 @@ class TrainConfig(BaseModel):
         "both",
         description="'both': the same augmentation for every class. 'class_specific' reproduces the original "
         "notebook (rotate good parts, only flip bad parts) for the comparison benchmark: it is a label leak.",
+    )
+    threshold_rule: Literal["margin", "highest"] = Field(
+        "margin",
+        description="'highest': the highest threshold that meets the target miss rate on validation, which "
+        "sits on the score of the weakest validation defect. 'margin': the same validation figures, moved to "
+        "the middle of the gap below it (see core.metrics.threshold_with_margin).",
     )
     fixed_threshold: float | None = Field(
         None,
@@ -412,13 +418,16 @@ def train(
     if config.fixed_threshold is not None:
         threshold = config.fixed_threshold
     else:
-        threshold = threshold_for_miss_rate(val_y, probs, config.target_miss_rate)
+        rule = threshold_with_margin if config.threshold_rule == "margin" else threshold_for_miss_rate
+        threshold = rule(val_y, probs, config.target_miss_rate)
     fnr, fpr = rates_at(val_y, probs, threshold)
     metrics = {
         "best_epoch": best.epoch,
         "val_auc": best.val_auc,
         "views": config.views,
         "val_auc_over_views": roc_auc(val_y, probs),
+        "threshold_rule": config.threshold_rule if config.fixed_threshold is None else "fixed",
+        "threshold_highest": threshold_for_miss_rate(val_y, probs, config.target_miss_rate),
         "val_fnr_at_threshold": fnr,
         "val_fpr_at_threshold": fpr,
         "val_fnr_at_0.5": best.val_fnr,

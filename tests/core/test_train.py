@@ -92,7 +92,7 @@ def test_views_are_kept_in_the_bundle_and_the_threshold_is_chosen_on_them(
 ) -> None:
     from core.bundle import load_net
     from core.data import read_manifest
-    from core.metrics import threshold_for_miss_rate
+    from core.metrics import threshold_with_margin
     from core.train import load_images, train, view_scores
 
     config = TrainConfig(
@@ -106,6 +106,6 @@ def test_views_are_kept_in_the_bundle_and_the_threshold_is_chosen_on_them(
     images = load_images(val, card.preset)
     labels = np.array([s.label for s in val])
     eight = view_scores(net, images, preset=card.preset, device="cpu", views=8)
-    assert card.threshold == pytest.approx(threshold_for_miss_rate(labels, eight, 0.0), abs=1e-6)
+    assert card.threshold == pytest.approx(threshold_with_margin(labels, eight, 0.0), abs=1e-6)
     one = view_scores(net, images, preset=card.preset, device="cpu", views=1)
     assert np.abs(eight - one).max() > 1e-4  # a different score, so the check above means something
