@@ -51,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         "--sample", default="good=1000,bad=350", help="seed regime sample; 'none' for the full folder"
     )
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--threshold-rule",
+        choices=("margin", "highest"),
+        default="margin",
+        help="how the zero-miss threshold is placed on validation (see core.train.TrainConfig)",
+    )
     args = parser.parse_args(argv)
 
     from core.evaluate import evaluate
@@ -69,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             name=name, architecture="mobilenet_v3_large", input_size=args.input_size, epochs=args.epochs,
             patience=args.patience or max(4, args.epochs // 3), sample_per_class=sample, val_fraction=0.2,
             test_fraction=0.0 if sample else 0.15, device=args.device, seed=0,
+            threshold_rule=args.threshold_rule,
         )  # fmt: skip
         base.update(EXPERIMENTS[name])
         started = time.perf_counter()
