@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int)
     p.add_argument("--threads", type=int)
     p.add_argument(
+        "--focal-gamma", type=float, help="focal loss with this gamma (e.g. 2); default: cross-entropy"
+    )
+    p.add_argument(
         "--views",
         type=int,
         choices=(1, 4, 8),
@@ -252,7 +255,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.config:
         settings.update(json.loads(args.config.read_text(encoding="utf-8")))
     keys = ("architecture", "input_size", "epochs", "batch_size", "lr", "seed", "device", "augment",
-            "val_fraction", "test_fraction", "patience", "threads", "views")  # fmt: skip
+            "val_fraction", "test_fraction", "patience", "threads", "views", "focal_gamma")  # fmt: skip
     for key in keys:
         value = getattr(args, key)
         if value is not None:

@@ -54,6 +54,12 @@ class TrainConfig(BaseModel):
         ge=0,
         description="Loss weight of bad parts = good_count / bad_count x this factor; 0 disables weighting.",
     )
+    focal_gamma: float = Field(
+        0.0,
+        ge=0,
+        le=5,
+        description="0: weighted cross-entropy; > 0: weighted focal loss with this gamma (e.g. 2).",
+    )
     val_fraction: float = Field(0.15, gt=0, lt=0.5, description="Share of each class for validation.")
     test_fraction: float = Field(0.15, ge=0, lt=0.5, description="Share of each class held out for testing.")
     target_miss_rate: float = Field(
@@ -123,13 +129,31 @@ def load_images(samples: list[Sample], preset: Preset, progress: ProgressFn | No
     return out
 
 
-def _loss_fn(labels: np.ndarray, factor: float, device: str) -> nn.Module:
+def make_loss(labels: np.ndarray, factor: float, device: str, *, gamma: float = 0.0) -> nn.Module:
+    """Class-weighted cross-entropy; with ``gamma`` > 0 the focal loss of Lin et al. (2017).
+
+    The bad class weighs good_count / bad_count x ``factor`` (1 when ``factor`` is 0). The focal
+    term (1 - p_true) ** gamma shrinks the loss of parts the model already gets right, so training
+    spends itself on the hard ones; gamma 0 is the weighted cross-entropy exactly. Both are the
+    weighted mean over the batch, as ``nn.CrossEntropyLoss`` reduces.
+    """
     import torch
     from torch import nn
 
     good, bad = np.bincount(labels, minlength=2)
     bad_weight = (good / max(bad, 1)) * factor if factor > 0 else 1.0
-    return nn.CrossEntropyLoss(weight=torch.tensor([1.0, bad_weight], dtype=torch.float32, device=device))
+    weight = torch.tensor([1.0, bad_weight], dtype=torch.float32, device=device)
+    if gamma == 0:
+        return nn.CrossEntropyLoss(weight=weight)
+
+    class FocalLoss(nn.Module):
+        def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            log_p = torch.log_softmax(logits.float(), dim=1).gather(1, target[:, None])[:, 0]
+            w = weight[target]
+            focal = (1.0 - log_p.exp()).clamp(min=0.0) ** gamma
+            return -(w * focal * log_p).sum() / w.sum()
+
+    return FocalLoss()
 
 
 def train_one_epoch(
@@ -338,11 +362,14 @@ def train(
         from torch.nn.parallel import DistributedDataParallel
 
         model = DistributedDataParallel(net, device_ids=[device] if device.startswith("cuda") else None)
-    loss_fn = _loss_fn(train_y, config.bad_weight_factor, device)
+    loss_fn = make_loss(train_y, config.bad_weight_factor, device, gamma=config.focal_gamma)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = max(1, len(train_x) // (config.batch_size * world) + 1)
+    total_steps = max(4, steps_per_epoch * config.epochs + 1)
+    # A fifth of the run warms up; at least two steps, or a very short run (one epoch of a small
+    # folder) would give the schedule an empty first phase (a division by zero inside PyTorch).
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=config.lr, total_steps=steps_per_epoch * config.epochs + 1, pct_start=0.2
+        optimiser, max_lr=config.lr, total_steps=total_steps, pct_start=min(0.5, max(0.2, 2.0 / total_steps))
     )
 
     best: EpochResult | None = None

@@ -109,3 +109,39 @@ def test_views_are_kept_in_the_bundle_and_the_threshold_is_chosen_on_them(
     assert card.threshold == pytest.approx(threshold_with_margin(labels, eight, 0.0), abs=1e-6)
     one = view_scores(net, images, preset=card.preset, device="cpu", views=1)
     assert np.abs(eight - one).max() > 1e-4  # a different score, so the check above means something
+
+
+def test_focal_loss_is_weighted_cross_entropy_at_gamma_0_and_spares_easy_parts() -> None:
+    import torch
+
+    from core.train import make_loss
+
+    labels = np.array([0] * 30 + [1] * 10)  # bad weight = 30 / 10 x 2 = 6
+    torch.manual_seed(0)
+    logits, target = torch.randn(16, 2) * 3, torch.tensor([0, 1] * 8)
+    cross_entropy = torch.nn.functional.cross_entropy(logits, target, weight=torch.tensor([1.0, 6.0]))
+    assert float(make_loss(labels, 2.0, "cpu", gamma=0.0)(logits, target)) == pytest.approx(
+        float(cross_entropy)
+    )
+
+    focal = make_loss(labels, 2.0, "cpu", gamma=2.0)
+    assert float(focal(logits, target)) < float(cross_entropy)
+    # Per part: an easy part (p_true 0.99) loses 0.01**2 of its weight, a hard one (p_true 0.1) 0.81.
+    easy, hard = torch.tensor([[0.0, float(np.log(99.0))]]), torch.tensor([[float(np.log(9.0)), 0.0]])
+    bad = torch.tensor([1])
+    ce = make_loss(labels, 2.0, "cpu")
+    assert float(focal(easy, bad)) == pytest.approx(float(ce(easy, bad)) * 0.01**2, rel=1e-4)
+    assert float(focal(hard, bad)) == pytest.approx(float(ce(hard, bad)) * 0.9**2, rel=1e-4)
+
+
+def test_focal_loss_trains_a_bundle_in_a_single_epoch(pair_data: Path, tmp_path: Path) -> None:
+    # One epoch of 60 parts is 4 steps: the one-cycle schedule once divided by zero there.
+    from core.train import train
+
+    config = TrainConfig(
+        architecture="tiny_cnn", input_size=32, epochs=1, batch_size=16, val_fraction=0.25,
+        test_fraction=0.0, group_pattern=r"_(\d+)\.png$", focal_gamma=2.0,
+    )  # fmt: skip
+    card = train(config, pair_data, tmp_path / "run", log=lambda _m: None)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["focal_gamma"] == 2.0 and 0.0 <= card.threshold <= 1.0
