@@ -31,21 +31,18 @@ def threshold_for_miss_rate(labels: np.ndarray, scores: np.ndarray, target_miss_
 def threshold_with_margin(labels: np.ndarray, scores: np.ndarray, target_miss_rate: float = 0.0) -> float:
     """The target's threshold moved into the gap below it, halfway to the next good part.
 
-    ``threshold_for_miss_rate`` sits exactly on the score of the lowest bad part it must catch:
-    the threshold of a slightly weaker defect on the line. When no good part scores between it
-    and the next good part below, every threshold in that gap has the same validation figures,
-    and the middle of the gap (on the logit scale, where the scores of a softmax spread evenly)
-    keeps the most room on both sides; missed defects cost more than false rejects, so the gap
-    is never closed from below.
+    ``threshold_for_miss_rate`` sits exactly on the score of the lowest bad part it must catch, so
+    a slightly weaker defect on the line is already missed. Every threshold between that score and
+    the next good part below it has the same validation figures; the middle of that gap (on the
+    logit scale, where softmax scores spread evenly) leaves room on both sides.
     """
     scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels)
     edge = threshold_for_miss_rate(labels, scores, target_miss_rate)
-    below = scores[(labels == 0) & (scores < edge)]
     if not (labels == 1).any() or edge <= 0.0:
         return edge
+    below = scores[(labels == 0) & (scores < edge)]
     floor = float(below.max()) if below.size else 0.0
-    eps = 1e-7
-    low, high = np.clip([floor, edge], eps, 1.0 - eps)
+    low, high = np.clip([floor, edge], 1e-7, 1.0 - 1e-7)
     middle = (np.log(low / (1 - low)) + np.log(high / (1 - high))) / 2
     return float(min(edge, max(floor, 1.0 / (1.0 + np.exp(-middle)))))
 
