@@ -137,23 +137,34 @@ def test_the_first_version_file_is_backed_up_then_upgraded_and_chained(
         connection.execute(text("UPDATE decisions SET score = 0"))
 
 
-def test_concurrent_first_opens_migrate_once(tmp_path: Path, media_root: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+def _together(target: Callable[[], None], count: int) -> list[BaseException]:
+    """Run ``target`` on ``count`` threads released at the same moment; what they raised."""
     errors: list[BaseException] = []
+    start = threading.Barrier(count)
 
-    def open_and_record() -> None:
+    def run() -> None:
+        start.wait()
         try:
-            with VisualLog(url, media_root=media_root, station="line-1") as log:
-                log.record(make_part(), make_inspection(), model_hash=MODEL_HASH)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+            target()
+        except BaseException as exc:  # noqa: BLE001 - returned to the test
             errors.append(exc)
 
-    threads = [threading.Thread(target=open_and_record) for _ in range(4)]
+    threads = [threading.Thread(target=run) for _ in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert errors == []
+    return errors
+
+
+def test_concurrent_first_opens_migrate_once(tmp_path: Path, media_root: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+
+    def open_and_record() -> None:
+        with VisualLog(url, media_root=media_root, station="line-1") as log:
+            log.record(make_part(), make_inspection(), model_hash=MODEL_HASH)
+
+    assert _together(open_and_record, 4) == []
     with VisualLog(url, media_root=media_root, station="line-1") as log:
         assert log.count() == 4 and log.verify().ok
 
@@ -166,24 +177,16 @@ def test_programs_opening_a_new_file_together_all_wait_for_the_wal_switch(tmp_pa
     failures: list[BaseException] = []
     for attempt in range(60):
         url = f"sqlite:///{tmp_path / f'new-{attempt}.sqlite'}"
-        start = threading.Barrier(6)
 
-        def connect(url: str = url, start: threading.Barrier = start) -> None:
-            start.wait()
+        def connect(url: str = url) -> None:
             engine = make_engine(url)
             try:
                 with engine.connect() as connection:
                     assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-            except BaseException as exc:  # noqa: BLE001 - reported below
-                failures.append(exc)
             finally:
                 engine.dispose()
 
-        threads = [threading.Thread(target=connect) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        failures += _together(connect, 6)
     assert failures == []
 
 
