@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -53,6 +54,13 @@ def test_evaluation_report_with_bounds_figures_and_leak_check(
     assert json.loads((tmp_path / "eval" / "report.json").read_text())["model"]["architecture"] == "tiny_cnn"
     leak = report["leak_check"]
     assert set(leak) == {"good", "bad", "passed"} and leak["good"]["n"] > 0
+    # Every image's score is kept, and the hindsight point catches every defect of the set.
+    rows = list(csv.DictReader((tmp_path / "eval" / "scores.csv").open()))
+    assert len(rows) == report["data"]["good"] + report["data"]["bad"]
+    bad_scores = [float(r["score"]) for r in rows if r["label"] == "bad"]
+    hindsight = report["catch_all_in_hindsight"]
+    assert hindsight["fn"] == 0 and hindsight["threshold"] == min(bad_scores)
+    assert hindsight["fp"] == sum(float(r["score"]) >= hindsight["threshold"] for r in rows if r["label"] == "good")
 
 
 @pytest.mark.timeout(240)
@@ -145,3 +153,4 @@ def test_focal_loss_trains_a_bundle_in_a_single_epoch(pair_data: Path, tmp_path:
     card = train(config, pair_data, tmp_path / "run", log=lambda _m: None)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["focal_gamma"] == 2.0 and 0.0 <= card.threshold <= 1.0
+
