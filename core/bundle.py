@@ -43,6 +43,10 @@ class ModelCard(BaseModel):
     channels: int = Field(1, description="1 for grayscale, 3 for RGB.")
     mean: float = Field(0.5, description="Normalisation mean on the 0..1 scale.")
     std: float = Field(0.25, description="Normalisation standard deviation on the 0..1 scale.")
+    normalisation: Literal["fixed", "per_image"] = Field(
+        "fixed",
+        description="'fixed': (x - mean) / std for every image; 'per_image': each image to mean 0, std 1.",
+    )
     class_names: tuple[str, str] = Field(("good", "bad"), description="Index 0 good, index 1 bad.")
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="Bad-probability threshold chosen at training.")
     views: Literal[1, 4, 8] = Field(
@@ -58,7 +62,8 @@ class ModelCard(BaseModel):
 
     @property
     def preset(self) -> Preset:
-        return Preset(input_size=self.input_size, channels=self.channels, mean=self.mean, std=self.std)
+        return Preset(input_size=self.input_size, channels=self.channels, mean=self.mean, std=self.std,
+                      normalisation=self.normalisation)  # fmt: skip
 
     @property
     def short_hash(self) -> str:

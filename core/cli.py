@@ -105,6 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--focal-gamma", type=float, help="focal loss with this gamma (e.g. 2); default: cross-entropy"
     )
     p.add_argument(
+        "--normalisation",
+        choices=("fixed", "per_image"),
+        help="per_image: each picture to mean 0, std 1, so brightness says nothing (default fixed)",
+    )
+    p.add_argument(
+        "--synthetic-spots",
+        type=float,
+        help="share of good training images given small dark pits and trained as bad (e.g. 0.15)",
+    )
+    p.add_argument(
+        "--scale-jitter", type=float, help="augmentation also zooms by up to this fraction (e.g. 0.08)"
+    )
+    p.add_argument(
         "--views",
         type=int,
         choices=(1, 4, 8),
@@ -255,7 +268,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.config:
         settings.update(json.loads(args.config.read_text(encoding="utf-8")))
     keys = ("architecture", "input_size", "epochs", "batch_size", "lr", "seed", "device", "augment",
-            "val_fraction", "test_fraction", "patience", "threads", "views", "focal_gamma")  # fmt: skip
+            "val_fraction", "test_fraction", "patience", "threads", "views", "focal_gamma",
+            "scale_jitter", "normalisation", "synthetic_spots")  # fmt: skip
     for key in keys:
         value = getattr(args, key)
         if value is not None:

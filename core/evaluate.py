@@ -133,7 +133,8 @@ def evaluate(
     report: dict[str, Any] = {
         "model": {
             "name": card.name, "architecture": card.architecture, "input_size": card.input_size,
-            "channels": card.channels, "views": card.views, "weights_sha256": card.weights_sha256,
+            "channels": card.channels, "views": card.views, "normalisation": card.normalisation,
+            "weights_sha256": card.weights_sha256,
             "size_bytes": (bundle_dir(model) / WEIGHTS_FILE).stat().st_size,
         },
         "data": {"described": described, "good": int((y == 0).sum()), "bad": int((y == 1).sum()),
@@ -289,7 +290,7 @@ def _markdown(r: dict[str, Any]) -> str:
     m, d = r["model"], r["data"]
     lines = [
         f"# Evaluation of {m['name']} ({m['architecture']}, {m['input_size']} px, {m['channels']} channel(s), "
-        f"{m.get('views', 1)} view(s) per part)",
+        f"{m.get('views', 1)} view(s) per part, {m.get('normalisation', 'fixed')} normalisation)",
         "",
         f"Data: {d['described']}: {d['good']} good, {d['bad']} bad, {len(d['unreadable'])} unreadable.",
         "",

@@ -3,11 +3,18 @@
 Images come in as decoded uint8 grayscale (see ``core.imageio``). The preset resizes them to the
 model's square input, scales to 0..1 and normalises; an RGB model gets the gray channel three
 times (the parts are gray; the RGB option exists for the comparison experiments).
+
+Normalisation is either fixed (one mean and standard deviation for every image) or per image
+(each image to mean 0 and standard deviation 1). Per image, the model cannot tell a brighter or
+darker picture from another: on the casting photographs the defective parts happen to be
+photographed darker (mean grey 138 against 152), a shortcut that lets a bright defective part
+through and rejects good parts that fill more of the frame; on a line, the lighting drifts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -19,6 +26,7 @@ class Preset:
     channels: int = 1
     mean: float = 0.5
     std: float = 0.25
+    normalisation: Literal["fixed", "per_image"] = "fixed"
 
     def resize(self, image: np.ndarray) -> np.ndarray:
         """Resize a uint8 grayscale image to the model input (area filter when shrinking)."""
@@ -30,7 +38,13 @@ class Preset:
 
     def normalise(self, resized: np.ndarray) -> np.ndarray:
         """uint8 H x W (already at input size) -> float32 C x H x W."""
-        x = (resized.astype(np.float32) * (1.0 / 255.0) - self.mean) * (1.0 / self.std)
+        if self.normalisation == "per_image":
+            x = resized.astype(np.float32)
+            mean, std = cv2.meanStdDev(x)
+            # A blank frame has no contrast to stretch: it stays flat instead of dividing by zero.
+            x = (x - float(mean[0, 0])) * (1.0 / max(float(std[0, 0]), 1.0))
+        else:
+            x = (resized.astype(np.float32) * (1.0 / 255.0) - self.mean) * (1.0 / self.std)
         if self.channels == 1:
             return x[None]
         return np.repeat(x[None], self.channels, axis=0)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.augment import augment
+from core.augment import add_spots, augment
 from core.bundle import ModelCard, save_bundle
 from core.data import DEFAULT_CLASS_MAP, Sample, data_hash, scan_folder, stratified_split, write_manifest
 from core.fileio import write_atomic
@@ -44,6 +44,11 @@ class TrainConfig(BaseModel):
     architecture: str = Field("mobilenet_v3_large", description=f"One of: {', '.join(ARCHITECTURES)}.")
     input_size: int = Field(224, ge=32, description="Square model input in pixels.")
     channels: int = Field(1, description="1 = grayscale (recommended), 3 = RGB.")
+    normalisation: Literal["fixed", "per_image"] = Field(
+        "fixed",
+        description="'per_image': each image to mean 0 and standard deviation 1, so that brightness and "
+        "contrast of the picture say nothing; 'fixed': one mean and standard deviation for all.",
+    )
     epochs: int = Field(20, ge=1, description="Maximum number of epochs.")
     patience: int = Field(6, ge=1, description="Stop after this many epochs without a better selection key.")
     batch_size: int = Field(32, ge=1, description="Images per optimisation step.")
@@ -66,6 +71,19 @@ class TrainConfig(BaseModel):
         0.0, ge=0, lt=1, description="Miss rate the validation threshold must meet."
     )
     augment: bool = Field(True, description="Class-agnostic rotation, flips, brightness, shift and blur.")
+    scale_jitter: float = Field(
+        0.0,
+        ge=0,
+        le=0.3,
+        description="Augmentation also zooms by up to this fraction either way (e.g. 0.08).",
+    )
+    synthetic_spots: float = Field(
+        0.0,
+        ge=0,
+        le=0.5,
+        description="Share of good training images that get a few small dark pits (core.augment.add_spots) "
+        "and are then trained as bad: pinholes a small sample shows too rarely. 0 disables.",
+    )
     augment_policy: Literal["both", "class_specific"] = Field(
         "both",
         description="'both': the same augmentation for every class. 'class_specific' reproduces the original "
@@ -173,6 +191,8 @@ def train_one_epoch(
     aug_rng: np.random.Generator | None = None,
     shard: tuple[int, int] = (0, 1),
     policy: str = "both",
+    scale_jitter: float = 0.0,
+    synthetic_spots: float = 0.0,
 ) -> float:
     """One pass over the training images.
 
@@ -194,10 +214,15 @@ def train_one_epoch(
         if len(idx) < 2:  # BatchNorm needs two samples
             continue
         batch = [
-            _augmented(images[i], int(labels[i]), aug_rng, policy) if do_augment else images[i] for i in idx
+            _augmented(images[i], int(labels[i]), aug_rng, policy, scale_jitter) if do_augment else images[i]
+            for i in idx
         ]
+        targets = labels[idx].astype(np.int64)
+        if synthetic_spots > 0:
+            for j in np.nonzero((targets == 0) & (aug_rng.random(len(idx)) < synthetic_spots))[0]:
+                batch[j], targets[j] = add_spots(batch[j], aug_rng), 1
         x = torch.from_numpy(np.stack([preset.normalise(b) for b in batch])).to(device)
-        y = torch.from_numpy(labels[idx].astype(np.int64)).to(device)
+        y = torch.from_numpy(targets).to(device)
         optimiser.zero_grad(set_to_none=True)
         loss = loss_fn(net(x), y)
         loss.backward()
@@ -210,12 +235,14 @@ def train_one_epoch(
     return total / max(seen, 1)
 
 
-def _augmented(image: np.ndarray, label: int, rng: np.random.Generator, policy: str) -> np.ndarray:
+def _augmented(
+    image: np.ndarray, label: int, rng: np.random.Generator, policy: str, scale_jitter: float = 0.0
+) -> np.ndarray:
     if policy == "both":
-        return augment(image, rng)
+        return augment(image, rng, scale_jitter=scale_jitter)
     # The notebook's recipe, kept only to measure its leak: good parts rotated, bad parts flipped.
     if label == 0:
-        return augment(image, rng)
+        return augment(image, rng, scale_jitter=scale_jitter)
     return np.ascontiguousarray(image[:, ::-1] if rng.random() < 0.5 else image[::-1, :])
 
 
@@ -346,7 +373,9 @@ def train(
     splits = choose_samples(config, samples)
     if main_process:
         write_manifest(out_dir / "split.json", splits, Path(data_dir))
-    preset = Preset(input_size=config.input_size, channels=config.channels)
+    preset = Preset(
+        input_size=config.input_size, channels=config.channels, normalisation=config.normalisation
+    )
     counts = ", ".join(
         f"{k} {sum(s.label == 0 for s in v)} good / {sum(s.label for s in v)} bad" for k, v in splits.items()
     )
@@ -388,7 +417,8 @@ def train(
                 model, train_x, train_y, preset=preset, loss_fn=loss_fn, optimiser=optimiser,
                 scheduler=scheduler, batch_size=config.batch_size, rng=rng, do_augment=config.augment,
                 device=device, progress=progress, aug_rng=aug_rng, shard=(rank, world),
-                policy=config.augment_policy,
+                policy=config.augment_policy, scale_jitter=config.scale_jitter,
+                synthetic_spots=config.synthetic_spots,
             )  # fmt: skip
             stop = False
             if main_process:
@@ -476,6 +506,7 @@ def train(
         channels=config.channels,
         mean=preset.mean,
         std=preset.std,
+        normalisation=preset.normalisation,
         threshold=threshold,
         views=config.views,
         training_data_hash=data_hash(splits["train"]),

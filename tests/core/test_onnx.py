@@ -226,3 +226,53 @@ def test_onnx_station_runs_without_torch(exported: Path, pair_data: Path, tmp_pa
     assert abs(line["score"] - expected.score) < 1e-4
     assert line["verdict"] == expected.verdict.value
     assert Path(line["heatmap"]).is_file()
+
+
+def _relit(image: np.ndarray) -> np.ndarray:
+    """The same part under other lighting: darker, lower contrast, a lifted floor."""
+    return np.clip(image.astype(np.float32) * 0.6 + 40.0, 0, 255).round().astype(np.uint8)
+
+
+def test_per_image_normalisation_makes_lighting_say_nothing_on_both_backends(
+    pair_data: Path, tmp_path: Path
+) -> None:
+    import cv2
+    import torch
+
+    from core.bundle import load_net
+    from core.cli import main
+    from core.inference import Inspector
+    from core.preprocess import Preset
+    from core.train import TrainConfig, train
+
+    images = _images(pair_data)
+    relit = [_relit(im) for im in images]
+    fixed, per_image = Preset(input_size=64), Preset(input_size=64, normalisation="per_image")
+    assert np.abs(fixed.batch(images) - fixed.batch(relit)).mean() > 0.5
+    assert np.abs(per_image.batch(images) - per_image.batch(relit)).mean() < 0.05
+
+    folder = tmp_path / "per-image"
+    config = TrainConfig(
+        architecture="tiny_cnn", input_size=64, epochs=2, batch_size=16, val_fraction=0.25,
+        test_fraction=0.0, group_pattern=r"_(\d+)\.png$", seed=1, normalisation="per_image",
+    )  # fmt: skip
+    train(config, pair_data, folder, log=lambda _m: None)
+    assert json.loads((folder / "model.json").read_text())["normalisation"] == "per_image"
+    assert main(["export", str(folder), "--onnx"]) == 0
+
+    # The scores of the network on pictures normalised here, independently: mean 0, std 1 each.
+    net, _ = load_net(folder)
+    small = [cv2.resize(im, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float64) for im in images]
+    x = np.stack([((s - s.mean()) / s.std())[None] for s in small]).astype(np.float32)
+    with torch.inference_mode():
+        expected = torch.softmax(net(torch.from_numpy(x)), 1)[:, 1].numpy()
+    with (
+        Inspector(folder, backend="onnx") as onnx,
+        Inspector(folder, backend="torch", device="cpu") as eager,
+    ):
+        for inspector in (onnx, eager):
+            assert inspector.preset == per_image
+            scores = np.array([r.score for r in inspector.inspect_batch(images)])
+            assert np.abs(scores - expected).max() < SCORE_TOLERANCE
+            again = np.array([r.score for r in inspector.inspect_batch(relit)])
+            assert np.abs(again - scores).max() < 0.01  # only the rounding to whole grey levels is left

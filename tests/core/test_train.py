@@ -60,7 +60,9 @@ def test_evaluation_report_with_bounds_figures_and_leak_check(
     bad_scores = [float(r["score"]) for r in rows if r["label"] == "bad"]
     hindsight = report["catch_all_in_hindsight"]
     assert hindsight["fn"] == 0 and hindsight["threshold"] == min(bad_scores)
-    assert hindsight["fp"] == sum(float(r["score"]) >= hindsight["threshold"] for r in rows if r["label"] == "good")
+    assert hindsight["fp"] == sum(
+        float(r["score"]) >= hindsight["threshold"] for r in rows if r["label"] == "good"
+    )
 
 
 @pytest.mark.timeout(240)
@@ -154,3 +156,67 @@ def test_focal_loss_trains_a_bundle_in_a_single_epoch(pair_data: Path, tmp_path:
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["focal_gamma"] == 2.0 and 0.0 <= card.threshold <= 1.0
 
+
+def test_scale_jitter_zooms_the_part_about_its_centre() -> None:
+    from core.augment import augment
+
+    image = np.full((96, 96), 40, np.uint8)
+    cv2 = pytest.importorskip("cv2")
+    cv2.circle(image, (48, 48), 30, 200, -1)
+    rng = np.random.default_rng(1)
+
+    def areas(jitter: float) -> np.ndarray:
+        return np.array([
+            (augment(image, rng, scale_jitter=jitter, max_shift=0.0) > 120).sum() for _ in range(40)
+        ])  # fmt: skip
+
+    plain, zoomed = areas(0.0), areas(0.2)
+    disc = np.pi * 30**2
+    assert np.all(np.abs(plain / disc - 1) < 0.1)  # brightness and blur change the area a little
+    assert zoomed.min() < disc * 0.8**2 * 1.2 and zoomed.max() > disc * 1.2**2 * 0.8
+    assert np.all((zoomed > disc * 0.8**2 * 0.85) & (zoomed < disc * 1.2**2 * 1.15))
+
+
+def test_synthetic_spots_are_small_dark_pits_on_the_part() -> None:
+    import cv2
+
+    from core.augment import add_spots
+
+    image = np.full((128, 128), 120, np.uint8)  # background
+    cv2.circle(image, (64, 64), 50, 200, -1)  # bright metal
+    cv2.circle(image, (64, 64), 35, 30, -1)  # dark centre
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        out = add_spots(image, rng)
+        changed = np.argwhere(image.astype(int) - out > 0.1 * image)  # darker by more than 10%
+        assert 0 < len(changed) <= 3 * 45  # at most three pits of a few pixels each
+        assert np.all(out <= image)  # pits only darken
+        assert (image.astype(int) - out).max() >= 0.3 * 200  # the deepest pixel loses at least 30%
+        radii = np.hypot(changed[:, 0] - 64, changed[:, 1] - 64)
+        assert radii.max() < 50 + 6 and radii.min() > 35 - 6  # on the metal, not the background
+
+
+def test_synthetic_spots_turn_only_good_images_into_bad_ones() -> None:
+    import torch
+
+    from core.preprocess import Preset
+    from core.train import train_one_epoch
+
+    seen: list[np.ndarray] = []
+
+    class Recording(torch.nn.Module):
+        def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            seen.append(target.numpy().copy())
+            return logits.sum() * 0.0
+
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(32 * 32, 2))
+    images = np.full((200, 32, 32), 200, np.uint8)
+    labels = np.array([0] * 150 + [1] * 50)
+    optimiser = torch.optim.SGD(net.parameters(), lr=0.0)
+    train_one_epoch(
+        net, images, labels, preset=Preset(input_size=32), loss_fn=Recording(), optimiser=optimiser,
+        scheduler=torch.optim.lr_scheduler.LambdaLR(optimiser, lambda _s: 1.0), batch_size=200,
+        rng=np.random.default_rng(0), do_augment=False, device="cpu", synthetic_spots=0.4,
+    )  # fmt: skip
+    (targets,) = seen
+    assert targets.sum() - 50 == pytest.approx(0.4 * 150, abs=20)  # about 40% of the good ones
