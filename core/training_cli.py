@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -21,10 +22,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from core.bundle import bundle_dir
     from core.evaluate import evaluate
+    from core.onnx_export import ONNX_FILE
     from core.progress import ProgressBars
 
     out = args.out or args.model / f"eval-{args.split}"
+    if not (bundle_dir(args.model) / ONNX_FILE).is_file():
+        # Measured on the casting test split (5,283 parts, 8 views, 2 cores): 222 ms per part with
+        # PyTorch, 29 ms with ONNX Runtime.
+        print(
+            f"note: no ONNX export in {args.model}: evaluating with PyTorch, several times slower on a "
+            f"CPU (8x with 8 views) than after `inspector export {args.model} --onnx`",
+            file=sys.stderr,
+        )
     bars = ProgressBars()
     try:
         report = evaluate(args.model, args.data_dir, out, split=args.split, leak_check=not args.no_leak_check,

@@ -276,3 +276,16 @@ def test_per_image_normalisation_makes_lighting_say_nothing_on_both_backends(
             assert np.abs(scores - expected).max() < SCORE_TOLERANCE
             again = np.array([r.score for r in inspector.inspect_batch(relit)])
             assert np.abs(again - scores).max() < 0.01  # only the rounding to whole grey levels is left
+
+
+def test_evaluate_says_when_an_onnx_export_would_be_faster(
+    tiny_model: Path, exported: Path, pair_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from core.cli import main
+
+    assert main(["evaluate", str(tiny_model), str(pair_data), "--split", "val", "--no-leak-check",
+                 "--out", str(tmp_path / "a")]) == 0  # fmt: skip
+    assert f"inspector export {tiny_model} --onnx" in capsys.readouterr().err
+    assert main(["evaluate", str(exported), str(pair_data), "--split", "val", "--no-leak-check",
+                 "--out", str(tmp_path / "b")]) == 0  # fmt: skip
+    assert "no ONNX export" not in capsys.readouterr().err
