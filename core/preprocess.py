@@ -5,10 +5,10 @@ model's square input, scales to 0..1 and normalises; an RGB model gets the gray 
 times (the parts are gray; the RGB option exists for the comparison experiments).
 
 Normalisation is either fixed (one mean and standard deviation for every image) or per image
-(each image to mean 0 and standard deviation 1). Per image, the model cannot tell a brighter or
-darker picture from another: on the casting photographs the defective parts happen to be
-photographed darker (mean grey 138 against 152), a shortcut that lets a bright defective part
-through and rejects good parts that fill more of the frame; on a line, the lighting drifts.
+(each image to mean 0 and standard deviation 1), for a line whose lighting drifts: per image, the
+model cannot tell a brighter or darker picture from another. On the casting photographs, where
+defective parts happen to be photographed darker (mean grey 139 against 152), it ranked the test
+parts worse (AUC 0.9990 against 0.9998 with 8 views), so fixed stays the default.
 """
 
 from __future__ import annotations
