@@ -22,13 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from core.bundle import bundle_dir
     from core.evaluate import evaluate
-    from core.onnx_export import ONNX_FILE
+    from core.onnx_export import has_onnx
     from core.progress import ProgressBars
 
     out = args.out or args.model / f"eval-{args.split}"
-    if not (bundle_dir(args.model) / ONNX_FILE).is_file():
+    if not has_onnx(args.model):
         # Measured on the casting test split (5,283 parts, 8 views, 2 cores): 222 ms per part with
         # PyTorch, 29 ms with ONNX Runtime.
         print(
