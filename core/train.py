@@ -11,7 +11,7 @@ import csv
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -77,6 +77,13 @@ class TrainConfig(BaseModel):
         le=0.3,
         description="Augmentation also zooms by up to this fraction either way (e.g. 0.08).",
     )
+    augment_size: int | None = Field(
+        None,
+        ge=32,
+        description="Side in pixels at which training images are held and augmented before they are shrunk "
+        "to the input (e.g. the camera's 300); None: at the input size. Rotating and blurring at the input "
+        "size smears pits of a pixel or two, so a defect that small is trained as if it were not there.",
+    )
     synthetic_spots: float = Field(
         0.0,
         ge=0,
@@ -137,11 +144,19 @@ class EpochResult:
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
 
 
-def load_images(samples: list[Sample], preset: Preset, progress: ProgressFn | None = None) -> np.ndarray:
-    """Decode and resize every sample once: N x S x S uint8 (training data lives in memory)."""
-    out = np.empty((len(samples), preset.input_size, preset.input_size), dtype=np.uint8)
+def load_images(
+    samples: list[Sample], preset: Preset, progress: ProgressFn | None = None, *, size: int | None = None
+) -> np.ndarray:
+    """Decode and resize every sample once: N x S x S uint8 (training data lives in memory).
+
+    ``size`` holds them at another side than the input's (see ``TrainConfig.augment_size``); the
+    resize is the preset's own filter either way.
+    """
+    side = size or preset.input_size
+    shaper = preset if side == preset.input_size else replace(preset, input_size=side)
+    out = np.empty((len(samples), side, side), dtype=np.uint8)
     for i, s in enumerate(samples):
-        out[i] = preset.resize(read_image(s.path))
+        out[i] = shaper.resize(read_image(s.path))
         if progress:
             progress("load", i + 1, len(samples))
     return out
@@ -221,6 +236,8 @@ def train_one_epoch(
         if synthetic_spots > 0:
             for j in np.nonzero((targets == 0) & (aug_rng.random(len(idx)) < synthetic_spots))[0]:
                 batch[j], targets[j] = add_spots(batch[j], aug_rng), 1
+        # Images held larger than the input (``augment_size``) shrink now, after augmentation.
+        batch = [preset.resize(b) for b in batch]
         x = torch.from_numpy(np.stack([preset.normalise(b) for b in batch])).to(device)
         y = torch.from_numpy(targets).to(device)
         optimiser.zero_grad(set_to_none=True)
@@ -380,7 +397,7 @@ def train(
         f"{k} {sum(s.label == 0 for s in v)} good / {sum(s.label for s in v)} bad" for k, v in splits.items()
     )
     log(f"{len(samples)} images: {counts}; device {device}" + (f" x {world} processes" if world > 1 else ""))
-    train_x = load_images(splits["train"], preset, progress)
+    train_x = load_images(splits["train"], preset, progress, size=config.augment_size)
     train_y = np.array([s.label for s in splits["train"]], dtype=np.int64)
     val_x = load_images(splits["val"], preset, progress) if main_process else train_x[:0]
     val_y = np.array([s.label for s in splits["val"]], dtype=np.int64)
