@@ -115,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of good training images given small dark pits and trained as bad (e.g. 0.15)",
     )
     p.add_argument(
+        "--init-from",
+        help="model bundle to start from instead of fresh weights (same architecture; use a lower --lr)",
+    )
+    p.add_argument(
         "--augment-size",
         type=int,
         help="hold and augment training images at this side (e.g. the camera's 300), then shrink to the input",
@@ -274,7 +278,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         settings.update(json.loads(args.config.read_text(encoding="utf-8")))
     keys = ("architecture", "input_size", "epochs", "batch_size", "lr", "seed", "device", "augment",
             "val_fraction", "test_fraction", "patience", "threads", "views", "focal_gamma",
-            "scale_jitter", "normalisation", "synthetic_spots", "augment_size")  # fmt: skip
+            "scale_jitter", "normalisation", "synthetic_spots", "augment_size", "init_from")  # fmt: skip
     for key in keys:
         value = getattr(args, key)
         if value is not None:

@@ -111,6 +111,12 @@ class TrainConfig(BaseModel):
     seed: int = Field(0, description="Seed of the split, the initial weights and the augmentation.")
     device: str = Field("auto", description="auto (CUDA when present), cpu or cuda.")
     pretrained: str | None = Field(None, description="Local file of ImageNet weights; nothing is downloaded.")
+    init_from: str | None = Field(
+        None,
+        description="A model bundle to start from instead of fresh weights, e.g. the line's model trained "
+        "again on a folder that has grown (use a lower lr). Same architecture and channels; its weights "
+        "are checked against its card's hash.",
+    )
     class_map: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_CLASS_MAP), description="Folder name -> 'good' or 'bad'."
     )
@@ -160,6 +166,27 @@ def load_images(
         if progress:
             progress("load", i + 1, len(samples))
     return out
+
+
+def start_from_bundle(net: nn.Module, bundle: Path, config: TrainConfig) -> None:
+    """Load a bundle's weights into a freshly built net of the same architecture and channels.
+
+    Raises:
+        BundleError: the bundle is not one, its weights do not match its card, or it holds
+            another architecture or number of channels.
+    """
+    from safetensors.torch import load_file
+
+    from core.bundle import WEIGHTS_FILE, BundleError, bundle_dir, read_card
+
+    card = read_card(bundle)
+    if (card.architecture, card.channels) != (config.architecture, config.channels):
+        raise BundleError(
+            f"{bundle}: it holds a {card.architecture} with {card.channels} channel(s); this run trains a "
+            f"{config.architecture} with {config.channels}. Choose the same architecture and channels to start "
+            "from it."
+        )
+    net.load_state_dict(load_file(str(bundle_dir(bundle) / WEIGHTS_FILE)), strict=True)
 
 
 def make_loss(labels: np.ndarray, factor: float, device: str, *, gamma: float = 0.0) -> nn.Module:
@@ -402,7 +429,11 @@ def train(
     val_x = load_images(splits["val"], preset, progress) if main_process else train_x[:0]
     val_y = np.array([s.label for s in splits["val"]], dtype=np.int64)
 
-    net = build_model(config.architecture, channels=config.channels, pretrained=config.pretrained).to(device)
+    net = build_model(config.architecture, channels=config.channels, pretrained=config.pretrained)
+    if config.init_from:
+        start_from_bundle(net, Path(config.init_from), config)
+        log(f"starting from the weights of {config.init_from}")
+    net = net.to(device)
     model: nn.Module = net
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel

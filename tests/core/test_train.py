@@ -288,3 +288,42 @@ def test_training_images_held_at_augment_size_reach_the_net_at_the_input_size(tm
         rng=np.random.default_rng(0), do_augment=True, device="cpu",
     )  # fmt: skip
     assert shapes == [(6, 1, 32, 32)]
+
+
+def test_training_can_start_from_a_bundle_and_refuses_a_foreign_or_tampered_one(
+    tiny_model: Path, pair_data: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from core.bundle import WEIGHTS_FILE, BundleError, read_card
+    from core.train import train
+
+    card = read_card(tiny_model)
+    start = load_file(str(tiny_model / WEIGHTS_FILE))
+    config = TrainConfig(
+        architecture=card.architecture, input_size=card.input_size, epochs=1, batch_size=16, lr=1e-9,
+        val_fraction=0.25, test_fraction=0.0, seed=5, init_from=str(tiny_model), augment=False,
+    )  # fmt: skip
+    train(config, pair_data, tmp_path / "tuned", log=lambda _m: None)
+    tuned = load_file(str(tmp_path / "tuned" / WEIGHTS_FILE))
+    fresh_config = config.model_copy(update={"init_from": None})
+    train(fresh_config, pair_data, tmp_path / "fresh", log=lambda _m: None)
+    fresh = load_file(str(tmp_path / "fresh" / WEIGHTS_FILE))
+    conv = next(k for k, v in start.items() if v.ndim == 4)
+    # With a learning rate of 1e-9 the weights stay where they started: the bundle's, not new ones.
+    assert float((tuned[conv] - start[conv]).abs().max()) < 1e-5
+    assert float((fresh[conv] - start[conv]).abs().max()) > 1e-2
+
+    with pytest.raises(BundleError, match="holds a tiny_cnn"):
+        train(config.model_copy(update={"architecture": "mobilenet_v3_small"}), pair_data, tmp_path / "x",
+              log=lambda _m: None)  # fmt: skip
+    tampered = tmp_path / "tampered"
+    shutil.copytree(tiny_model, tampered)
+    data = bytearray((tampered / WEIGHTS_FILE).read_bytes())
+    data[-1] ^= 0xFF
+    (tampered / WEIGHTS_FILE).write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="does not match"):
+        train(config.model_copy(update={"init_from": str(tampered)}), pair_data, tmp_path / "y",
+              log=lambda _m: None)  # fmt: skip
