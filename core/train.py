@@ -168,8 +168,11 @@ def load_images(
     return out
 
 
-def start_from_bundle(net: nn.Module, bundle: Path, config: TrainConfig) -> None:
+def start_from_bundle(net: nn.Module, bundle: Path, config: TrainConfig) -> ModelCard:
     """Load a bundle's weights into a freshly built net of the same architecture and channels.
+
+    Returns:
+        The bundle's card (its weights hash goes into the run's log).
 
     Raises:
         BundleError: the bundle is not one, its weights do not match its card, or it holds
@@ -187,6 +190,7 @@ def start_from_bundle(net: nn.Module, bundle: Path, config: TrainConfig) -> None
             "from it."
         )
     net.load_state_dict(load_file(str(bundle_dir(bundle) / WEIGHTS_FILE)), strict=True)
+    return card
 
 
 def make_loss(labels: np.ndarray, factor: float, device: str, *, gamma: float = 0.0) -> nn.Module:
@@ -431,8 +435,8 @@ def train(
 
     net = build_model(config.architecture, channels=config.channels, pretrained=config.pretrained)
     if config.init_from:
-        start_from_bundle(net, Path(config.init_from), config)
-        log(f"starting from the weights of {config.init_from}")
+        start = start_from_bundle(net, Path(config.init_from), config)
+        log(f"starting from the weights of {config.init_from} ({start.short_hash})")
     net = net.to(device)
     model: nn.Module = net
     if world > 1:
