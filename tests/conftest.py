@@ -47,3 +47,18 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, pair_data: Path) -> Pat
     )
     train(config, pair_data, out, log=lambda _m: None)
     return out
+
+
+@pytest.fixture
+def tampered_model(tiny_model: Path, tmp_path: Path) -> Path:
+    """A copy of ``tiny_model`` with one byte of its weights flipped: its card's hash no longer fits."""
+    import shutil
+
+    from core.bundle import WEIGHTS_FILE
+
+    copy = tmp_path / "tampered"
+    shutil.copytree(tiny_model, copy)
+    data = bytearray((copy / WEIGHTS_FILE).read_bytes())
+    data[-3] ^= 0x01
+    (copy / WEIGHTS_FILE).write_bytes(bytes(data))
+    return copy
