@@ -112,17 +112,22 @@ def save_bundle(net: nn.Module, folder: Path, **card_fields: Any) -> ModelCard:
     return card
 
 
-def load_net(path: Path) -> tuple[nn.Module, ModelCard]:
-    """Rebuild the network of a bundle in eval mode on the CPU."""
+def load_weights_into(net: nn.Module, path: Path, card: ModelCard) -> None:
+    """Load a bundle's weights into ``net``, every tensor; ``card`` is the one ``read_card`` checked."""
     from safetensors.torch import load_file
 
-    from core.models import build_model
-
-    card = read_card(path)
-    net = build_model(card.architecture, channels=card.channels)
     state = load_file(str(bundle_dir(path) / WEIGHTS_FILE))
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise BundleError(f"{path}: weights do not fit a {card.architecture}: {exc}") from exc
+
+
+def load_net(path: Path) -> tuple[nn.Module, ModelCard]:
+    """Rebuild the network of a bundle in eval mode on the CPU."""
+    from core.models import build_model
+
+    card = read_card(path)
+    net = build_model(card.architecture, channels=card.channels)
+    load_weights_into(net, path, card)
     return net.eval(), card

@@ -158,8 +158,8 @@ def load_images(
     ``size`` holds them at another side than the input's (see ``TrainConfig.augment_size``); the
     resize is the preset's own filter either way.
     """
-    side = size or preset.input_size
-    shaper = preset if side == preset.input_size else replace(preset, input_size=side)
+    shaper = replace(preset, input_size=size or preset.input_size)
+    side = shaper.input_size
     out = np.empty((len(samples), side, side), dtype=np.uint8)
     for i, s in enumerate(samples):
         out[i] = shaper.resize(read_image(s.path))
@@ -178,9 +178,7 @@ def start_from_bundle(net: nn.Module, bundle: Path, config: TrainConfig) -> Mode
         BundleError: the bundle is not one, its weights do not match its card, or it holds
             another architecture or number of channels.
     """
-    from safetensors.torch import load_file
-
-    from core.bundle import WEIGHTS_FILE, BundleError, bundle_dir, read_card
+    from core.bundle import BundleError, load_weights_into, read_card
 
     card = read_card(bundle)
     if (card.architecture, card.channels) != (config.architecture, config.channels):
@@ -189,7 +187,7 @@ def start_from_bundle(net: nn.Module, bundle: Path, config: TrainConfig) -> Mode
             f"{config.architecture} with {config.channels}. Choose the same architecture and channels to start "
             "from it."
         )
-    net.load_state_dict(load_file(str(bundle_dir(bundle) / WEIGHTS_FILE)), strict=True)
+    load_weights_into(net, bundle, card)
     return card
 
 
@@ -267,9 +265,8 @@ def train_one_epoch(
         if synthetic_spots > 0:
             for j in np.nonzero((targets == 0) & (aug_rng.random(len(idx)) < synthetic_spots))[0]:
                 batch[j], targets[j] = add_spots(batch[j], aug_rng), 1
-        # Images held larger than the input (``augment_size``) shrink now, after augmentation.
-        batch = [preset.resize(b) for b in batch]
-        x = torch.from_numpy(np.stack([preset.normalise(b) for b in batch])).to(device)
+        # The full preset: images held larger than the input (``augment_size``) shrink now, after augmentation.
+        x = torch.from_numpy(np.stack([preset(b) for b in batch])).to(device)
         y = torch.from_numpy(targets).to(device)
         optimiser.zero_grad(set_to_none=True)
         loss = loss_fn(net(x), y)
