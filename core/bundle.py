@@ -49,6 +49,10 @@ class ModelCard(BaseModel):
     )
     class_names: tuple[str, str] = Field(("good", "bad"), description="Index 0 good, index 1 bad.")
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="Bad-probability threshold chosen at training.")
+    pooling: Literal["avg", "max"] = Field(
+        "avg",
+        description="Global pooling of the last feature map: 'avg' (mean) or 'max' (its strongest cell).",
+    )
     views: Literal[1, 4, 8] = Field(
         1, description="Views of each part averaged: 1, 4 (flips) or 8 (flips of it and its transpose)."
     )
@@ -128,6 +132,6 @@ def load_net(path: Path) -> tuple[nn.Module, ModelCard]:
     from core.models import build_model
 
     card = read_card(path)
-    net = build_model(card.architecture, channels=card.channels)
+    net = build_model(card.architecture, channels=card.channels, pooling=card.pooling)
     load_weights_into(net, path, card)
     return net.eval(), card

@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float)
     p.add_argument("--test-fraction", type=float)
     p.add_argument("--patience", type=int)
+    p.add_argument("--max-minutes", type=float, help="stop after the epoch that ends past this many minutes")
     p.add_argument("--threads", type=int)
     p.add_argument(
         "--focal-gamma", type=float, help="focal loss with this gamma (e.g. 2); default: cross-entropy"
@@ -117,6 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--init-from",
         help="model bundle to start from instead of fresh weights (same architecture; use a lower --lr)",
+    )
+    p.add_argument(
+        "--pooling",
+        choices=("avg", "max"),
+        help="global pooling: max lets one small defect decide (default avg)",
+    )
+    p.add_argument(
+        "--split-from",
+        help="split.json of an earlier run: train and validate on the same parts (compare recipes fairly)",
     )
     p.add_argument(
         "--augment-size",
@@ -278,7 +288,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         settings.update(json.loads(args.config.read_text(encoding="utf-8")))
     keys = ("architecture", "input_size", "epochs", "batch_size", "lr", "seed", "device", "augment",
             "val_fraction", "test_fraction", "patience", "threads", "views", "focal_gamma",
-            "scale_jitter", "normalisation", "synthetic_spots", "augment_size", "init_from")  # fmt: skip
+            "scale_jitter", "normalisation", "synthetic_spots", "augment_size", "init_from", "split_from", "max_minutes", "pooling")  # fmt: skip
     for key in keys:
         value = getattr(args, key)
         if value is not None:

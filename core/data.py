@@ -130,6 +130,33 @@ def write_manifest(path: Path, splits: Mapping[str, list[Sample]], root: Path) -
     write_atomic(path, (json.dumps({"root": str(root), "splits": doc}, indent=1) + "\n").encode())
 
 
+def reuse_manifest(
+    path: Path, root: Path, *, parts: tuple[str, ...] = ("train", "val")
+) -> dict[str, list[Sample]]:
+    """An earlier run's split on the images under ``root``, so that two recipes meet the same parts.
+
+    The named ``parts`` must be present and unchanged (same content hash); other parts (the test
+    split, which training never reads) are carried over as they are, for ``inspector evaluate``.
+
+    Raises:
+        ValueError: a part is missing from the manifest, or its images are missing or changed.
+    """
+    splits = read_manifest(path, root)
+    problems: list[str] = []
+    for name in parts:
+        if not splits.get(name):
+            raise ValueError(f"{path}: the manifest has no {name!r} part to reuse")
+        for s in splits[name]:
+            if not s.path.is_file():
+                problems.append(f"{s.path} ({name}): missing")
+            elif sha256_file(s.path) != s.content_hash:
+                problems.append(f"{s.path} ({name}): changed since the manifest was written")
+    if problems:
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        raise ValueError(f"cannot reuse the split of {path} on {root}: {len(problems)} image(s): {shown}")
+    return splits
+
+
 def read_manifest(path: Path, root: Path | None = None) -> dict[str, list[Sample]]:
     doc = json.loads(Path(path).read_text(encoding="utf-8"))
     base = Path(root) if root is not None else Path(doc["root"])

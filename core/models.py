@@ -78,7 +78,9 @@ def _adapt_first_conv(conv: nn.Conv2d, channels: int) -> nn.Conv2d:
     return new
 
 
-def build_model(architecture: str, *, channels: int = 1, pretrained: str | None = None) -> nn.Module:
+def build_model(
+    architecture: str, *, channels: int = 1, pretrained: str | None = None, pooling: str = "avg"
+) -> nn.Module:
     """Build a two-class ``InspectionNet``.
 
     Args:
@@ -86,10 +88,15 @@ def build_model(architecture: str, *, channels: int = 1, pretrained: str | None 
         channels: 1 for grayscale (default), 3 for RGB.
         pretrained: path of an ImageNet state dict (``.pth`` loaded with ``weights_only=True``,
             or ``.safetensors``) for the torchvision architecture; nothing is downloaded.
+        pooling: ``avg`` (torchvision's) or ``max``: global max pooling lets the one cell that
+            holds a small defect decide instead of being averaged with the whole part's. It has
+            no weights, so the state dict is the same either way.
     """
     from torch import nn
     from torchvision import models as tvm
 
+    if pooling not in ("avg", "max"):
+        raise ValueError(f"unknown pooling {pooling!r}; choose avg or max")
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
 
@@ -117,7 +124,7 @@ def build_model(architecture: str, *, channels: int = 1, pretrained: str | None 
         head = nn.Sequential(nn.Linear(64, 2))
         # Channels-last weights make the CPU convolutions ~1.3x faster, in training and on the
         # line; the values (and the saved state dict) are the same.
-        return inspection_net(features, head, pool="avg").to(memory_format=torch.channels_last)
+        return inspection_net(features, head, pool=pooling).to(memory_format=torch.channels_last)
 
     constructor = getattr(tvm, architecture)
     base = constructor(weights=None)
@@ -136,13 +143,13 @@ def build_model(architecture: str, *, channels: int = 1, pretrained: str | None 
         base.features[0][0] = _adapt_first_conv(base.features[0][0], channels)
         last: nn.Linear = base.classifier[-1]
         base.classifier[-1] = nn.Linear(last.in_features, 2)
-        return inspection_net(base.features, base.classifier)
+        return inspection_net(base.features, base.classifier, pool=pooling)
     base.conv1 = _adapt_first_conv(base.conv1, channels)
     features = nn.Sequential(
         base.conv1, base.bn1, base.relu, base.maxpool, base.layer1, base.layer2, base.layer3, base.layer4
     )
     head = nn.Sequential(nn.Linear(base.fc.in_features, 2))
-    return inspection_net(features, head)
+    return inspection_net(features, head, pool=pooling)
 
 
 def _load_state_dict(path: str) -> dict[str, Any]:

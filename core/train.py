@@ -20,7 +20,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.augment import add_spots, augment
 from core.bundle import ModelCard, save_bundle
-from core.data import DEFAULT_CLASS_MAP, Sample, data_hash, scan_folder, stratified_split, write_manifest
+from core.data import (
+    DEFAULT_CLASS_MAP,
+    Sample,
+    data_hash,
+    reuse_manifest,
+    scan_folder,
+    stratified_split,
+    write_manifest,
+)
 from core.fileio import write_atomic
 from core.imageio import read_image
 from core.metrics import rates_at, threshold_for_miss_rate, threshold_with_margin
@@ -51,6 +59,12 @@ class TrainConfig(BaseModel):
     )
     epochs: int = Field(20, ge=1, description="Maximum number of epochs.")
     patience: int = Field(6, ge=1, description="Stop after this many epochs without a better selection key.")
+    max_minutes: float | None = Field(
+        None,
+        gt=0,
+        description="Stop after the first epoch that ends past this many minutes of training; the best epoch "
+        "so far becomes the bundle (a run that must end by a set time, on a shared or borrowed machine).",
+    )
     batch_size: int = Field(32, ge=1, description="Images per optimisation step.")
     lr: float = Field(2e-3, gt=0, description="AdamW learning rate (one-cycle schedule peak).")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
@@ -124,10 +138,21 @@ class TrainConfig(BaseModel):
         None,
         description="Train/validate on a seeded sample, e.g. {'good': 1000, 'bad': 350}; the rest is the test split.",
     )
+    split_from: str | None = Field(
+        None,
+        description="split.json of an earlier run: train and validate on exactly its parts (their images must "
+        "be present and unchanged), so that two recipes are compared on the same parts. Overrides the "
+        "fractions, seed split and sample_per_class.",
+    )
     group_pattern: str | None = Field(
         None, description="Regex on file names; its first group keeps related images in one split."
     )
     threads: int | None = Field(None, description="CPU threads for torch; default: all cores.")
+    pooling: Literal["avg", "max"] = Field(
+        "avg",
+        description="Global pooling of the last feature map: 'avg', or 'max' so that the one cell holding a "
+        "small defect decides instead of being averaged with the rest of the part. Kept in the bundle.",
+    )
     views: Literal[1, 4, 8] = Field(
         1,
         description="Views of each part the bundle averages (1; 4 flips; 8 flips of it and its transpose). "
@@ -414,8 +439,10 @@ def train(
         out_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(out_dir / "config.json", (config.model_dump_json(indent=2) + "\n").encode())
 
-    samples = scan_folder(data_dir, config.class_map)
-    splits = choose_samples(config, samples)
+    if config.split_from:
+        splits = reuse_manifest(Path(config.split_from), Path(data_dir))
+    else:
+        splits = choose_samples(config, scan_folder(data_dir, config.class_map))
     if main_process:
         write_manifest(out_dir / "split.json", splits, Path(data_dir))
     preset = Preset(
@@ -424,13 +451,18 @@ def train(
     counts = ", ".join(
         f"{k} {sum(s.label == 0 for s in v)} good / {sum(s.label for s in v)} bad" for k, v in splits.items()
     )
-    log(f"{len(samples)} images: {counts}; device {device}" + (f" x {world} processes" if world > 1 else ""))
+    log(
+        f"{sum(map(len, splits.values()))} images: {counts}; device {device}"
+        + (f" x {world} processes" if world > 1 else "")
+    )
     train_x = load_images(splits["train"], preset, progress, size=config.augment_size)
     train_y = np.array([s.label for s in splits["train"]], dtype=np.int64)
     val_x = load_images(splits["val"], preset, progress) if main_process else train_x[:0]
     val_y = np.array([s.label for s in splits["val"]], dtype=np.int64)
 
-    net = build_model(config.architecture, channels=config.channels, pretrained=config.pretrained)
+    net = build_model(
+        config.architecture, channels=config.channels, pretrained=config.pretrained, pooling=config.pooling
+    )
     if config.init_from:
         start = start_from_bundle(net, Path(config.init_from), config)
         log(f"starting from the weights of {config.init_from} ({start.short_hash})")
@@ -501,6 +533,13 @@ def train(
                     if stale >= config.patience:
                         log(f"no better epoch for {config.patience} epochs: stopping")
                         stop = True
+                spent = sum(r.seconds for r in history)
+                limit = config.max_minutes * 60 if config.max_minutes else float("inf")
+                if not stop and spent > limit and epoch < config.epochs:
+                    log(
+                        f"{spent / 60:.1f} min of training, past the limit of {config.max_minutes:g} min: stopping"
+                    )
+                    stop = True
             if world > 1:
                 import torch.distributed as dist
 
@@ -558,6 +597,7 @@ def train(
         normalisation=preset.normalisation,
         threshold=threshold,
         views=config.views,
+        pooling=config.pooling,
         training_data_hash=data_hash(splits["train"]),
         metrics=metrics,
     )

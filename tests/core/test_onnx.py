@@ -289,3 +289,38 @@ def test_evaluate_says_when_an_onnx_export_would_be_faster(
     assert main(["evaluate", str(exported), str(pair_data), "--split", "val", "--no-leak-check",
                  "--out", str(tmp_path / "b")]) == 0  # fmt: skip
     assert "no ONNX export" not in capsys.readouterr().err
+
+
+def test_a_max_pooling_bundle_is_rebuilt_with_max_pooling_on_both_backends(
+    tiny_model: Path, pair_data: Path, tmp_path: Path
+) -> None:
+    from torch import nn
+
+    from core.bundle import load_net
+    from core.cli import main
+    from core.inference import Inspector
+    from core.train import TrainConfig, train
+
+    card = train(
+        TrainConfig(architecture="tiny_cnn", input_size=32, epochs=1, batch_size=16, val_fraction=0.25,
+                    test_fraction=0.0, pooling="max", augment=False),
+        pair_data, tmp_path / "trained", log=lambda _m: None,
+    )  # fmt: skip
+    assert card.pooling == "max" and isinstance(load_net(tmp_path / "trained")[0].pool, nn.AdaptiveMaxPool2d)
+
+    folder = _copy(tiny_model, tmp_path / "b")
+    doc = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    doc["pooling"] = "max"  # pooling has no weights: the same weights, pooled differently
+    (folder / "model.json").write_text(json.dumps(doc), encoding="utf-8")
+    assert main(["export", str(folder), "--onnx"]) == 0
+    images = _images(pair_data)
+    with (
+        Inspector(folder, backend="onnx") as onnx,
+        Inspector(folder, backend="torch", device="cpu") as eager,
+        Inspector(tiny_model, backend="torch", device="cpu") as averaged,
+    ):
+        maxed, reference, avg = (i.inspect_batch(images) for i in (onnx, eager, averaged))
+    for a, b in zip(maxed, reference, strict=True):
+        assert abs(a.score - b.score) < 1e-5
+        assert np.abs(a.heatmap.astype(int) - b.heatmap.astype(int)).max() <= 1
+    assert max(abs(a.score - c.score) for a, c in zip(maxed, avg, strict=True)) > 1e-3

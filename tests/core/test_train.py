@@ -320,3 +320,55 @@ def test_training_can_start_from_a_bundle_and_refuses_a_foreign_or_tampered_one(
     with pytest.raises(BundleError, match="does not match"):
         train(config.model_copy(update={"init_from": str(tampered_model)}), pair_data, tmp_path / "y",
               log=lambda _m: None)  # fmt: skip
+
+
+def test_a_run_can_reuse_an_earlier_split_and_refuses_changed_images(pair_data: Path, tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from core.train import train
+
+    data = tmp_path / "data"
+    shutil.copytree(pair_data, data)
+    first = TrainConfig(
+        architecture="tiny_cnn", input_size=32, epochs=1, batch_size=16, seed=1, val_fraction=0.2,
+        test_fraction=0.2, group_pattern=r"_(\d+)\.png$", augment=False,
+    )  # fmt: skip
+    train(first, data, tmp_path / "first", log=lambda _m: None)
+    earlier = json.loads((tmp_path / "first" / "split.json").read_text())["splits"]
+    # Training never reads the test part: an image gone from it is no reason to refuse.
+    (data / earlier["test"][0]["path"]).unlink()
+    # Another seed and fractions would split differently; the manifest wins, part by part.
+    again_config = first.model_copy(
+        update={
+            "seed": 9,
+            "val_fraction": 0.4,
+            "test_fraction": 0.0,
+            "split_from": str(tmp_path / "first" / "split.json"),
+        }
+    )
+    train(again_config, data, tmp_path / "again", log=lambda _m: None)
+    again = json.loads((tmp_path / "again" / "split.json").read_text())["splits"]
+    assert again == earlier
+    assert [len(again[k]) for k in ("train", "val", "test")] == [48, 16, 16]
+
+    victim = data / again["train"][0]["path"]
+    victim.write_bytes(victim.read_bytes() + b"\0")
+    (data / again["val"][0]["path"]).unlink()
+    with pytest.raises(ValueError, match=r"2 image\(s\).*changed since.*missing"):
+        train(again_config, data, tmp_path / "refused", log=lambda _m: None)
+
+
+def test_a_time_limit_stops_training_after_the_epoch_that_passes_it(pair_data: Path, tmp_path: Path) -> None:
+    from core.train import train
+
+    config = TrainConfig(
+        architecture="tiny_cnn", input_size=32, epochs=3, patience=3, batch_size=16, val_fraction=0.25,
+        test_fraction=0.0, group_pattern=r"_(\d+)\.png$", augment=False,
+    )  # fmt: skip
+    lines: list[str] = []
+    train(config.model_copy(update={"max_minutes": 1e-6}), pair_data, tmp_path / "short", log=lines.append)
+    assert json.loads((tmp_path / "short" / "metrics.json").read_text())["epochs_run"] == 1
+    assert any("past the limit of 1e-06 min" in line for line in lines)
+    train(config.model_copy(update={"max_minutes": 60}), pair_data, tmp_path / "long", log=lambda _m: None)
+    assert json.loads((tmp_path / "long" / "metrics.json").read_text())["epochs_run"] == 3
