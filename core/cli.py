@@ -288,7 +288,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         settings.update(json.loads(args.config.read_text(encoding="utf-8")))
     keys = ("architecture", "input_size", "epochs", "batch_size", "lr", "seed", "device", "augment",
             "val_fraction", "test_fraction", "patience", "threads", "views", "focal_gamma",
-            "scale_jitter", "normalisation", "synthetic_spots", "augment_size", "init_from", "split_from", "max_minutes", "pooling")  # fmt: skip
+            "scale_jitter", "normalisation", "synthetic_spots", "augment_size", "init_from", "split_from",
+            "max_minutes", "pooling")  # fmt: skip
     for key in keys:
         value = getattr(args, key)
         if value is not None:

@@ -20,7 +20,7 @@ import json
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -53,6 +53,9 @@ class OnnxCard(BaseModel):
     weights_sha256: str = Field(description="SHA-256 of the safetensors weights it was exported from.")
     opset: int = Field(description="ONNX opset of the graph.")
     views: int = Field(1, description="Views of each part averaged inside the graph (the model card's).")
+    pooling: Literal["avg", "max"] = Field(
+        "avg", description="Global pooling inside the graph (the model card's)."
+    )
     input_name: str = Field(INPUT_NAME, description="Name of the N x C x H x W float32 input.")
     output_names: tuple[str, str] = Field(OUTPUT_NAMES, description="Score [N] and raw cam [N, h, w].")
     parity_max_abs_score: float = Field(description="Largest score difference to PyTorch at export.")
@@ -117,6 +120,11 @@ def load_onnx(bundle: Path) -> tuple[ModelCard, OnnxCard, bytes]:
         raise BundleError(
             f"{model_path} averages {onnx_card.views} view(s) of each part but the model card asks for "
             f"{card.views}; export it again. Refusing to load it."
+        )
+    if onnx_card.pooling != card.pooling:
+        raise BundleError(
+            f"{model_path} pools its features by {onnx_card.pooling} but the model card asks for "
+            f"{card.pooling} pooling; export it again. Refusing to load it."
         )
     data = model_path.read_bytes()
     actual = sha256_bytes(data)
@@ -227,6 +235,7 @@ def export_bundle(bundle: Path, *, opset: int = DEFAULT_OPSET) -> OnnxCard:
         weights_sha256=card.weights_sha256,
         opset=opset,
         views=card.views,
+        pooling=card.pooling,
         parity_max_abs_score=score_diff,
         parity_max_abs_heatmap=heat_diff,
         exported_at=datetime.now(UTC).isoformat(timespec="seconds"),

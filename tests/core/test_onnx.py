@@ -131,10 +131,19 @@ def test_export_of_other_weights_is_refused(exported: Path, tmp_path: Path) -> N
         Inspector(folder, backend="onnx")
 
 
-def _with_views(folder: Path, views: int) -> None:
+def _edit_card(folder: Path, **fields: object) -> None:
     card = json.loads((folder / "model.json").read_text(encoding="utf-8"))
-    card["views"] = views  # not part of the weights' hash: the same weights, asked differently
+    card.update(
+        fields
+    )  # views and pooling are not part of the weights' hash: the same weights, used differently
     (folder / "model.json").write_text(json.dumps(card), encoding="utf-8")
+
+
+def _assert_same(results: list, reference: list) -> None:
+    """Scores within 1e-5 and 8-bit heatmaps within one grey level, part by part."""
+    for a, b in zip(results, reference, strict=True):
+        assert abs(a.score - b.score) < 1e-5
+        assert np.abs(a.heatmap.astype(int) - b.heatmap.astype(int)).max() <= 1
 
 
 def test_export_with_four_views_matches_torch_and_a_card_asking_for_other_views_is_refused(
@@ -144,7 +153,7 @@ def test_export_with_four_views_matches_torch_and_a_card_asking_for_other_views_
     from core.inference import Inspector
 
     folder = _copy(tiny_model, tmp_path / "b")
-    _with_views(folder, 4)
+    _edit_card(folder, views=4)
     assert main(["export", str(folder), "--onnx"]) == 0
     _, onnx_card = read_onnx_card(folder)
     assert onnx_card.views == 4 and onnx_card.parity_max_abs_score <= SCORE_TOLERANCE
@@ -155,12 +164,10 @@ def test_export_with_four_views_matches_torch_and_a_card_asking_for_other_views_
         Inspector(tiny_model, backend="torch", device="cpu") as one_view,
     ):
         four, reference, single = (i.inspect_batch(images) for i in (onnx, eager, one_view))
-    for a, b in zip(four, reference, strict=True):
-        assert abs(a.score - b.score) < 1e-5
-        assert np.abs(a.heatmap.astype(int) - b.heatmap.astype(int)).max() <= 1
+    _assert_same(four, reference)
     assert max(abs(a.score - c.score) for a, c in zip(four, single, strict=True)) > 1e-4
 
-    _with_views(folder, 8)
+    _edit_card(folder, views=8)
     with pytest.raises(BundleError, match="averages 4 view"):
         Inspector(folder, backend="onnx")
 
@@ -309,9 +316,7 @@ def test_a_max_pooling_bundle_is_rebuilt_with_max_pooling_on_both_backends(
     assert card.pooling == "max" and isinstance(load_net(tmp_path / "trained")[0].pool, nn.AdaptiveMaxPool2d)
 
     folder = _copy(tiny_model, tmp_path / "b")
-    doc = json.loads((folder / "model.json").read_text(encoding="utf-8"))
-    doc["pooling"] = "max"  # pooling has no weights: the same weights, pooled differently
-    (folder / "model.json").write_text(json.dumps(doc), encoding="utf-8")
+    _edit_card(folder, pooling="max")
     assert main(["export", str(folder), "--onnx"]) == 0
     images = _images(pair_data)
     with (
@@ -320,7 +325,9 @@ def test_a_max_pooling_bundle_is_rebuilt_with_max_pooling_on_both_backends(
         Inspector(tiny_model, backend="torch", device="cpu") as averaged,
     ):
         maxed, reference, avg = (i.inspect_batch(images) for i in (onnx, eager, averaged))
-    for a, b in zip(maxed, reference, strict=True):
-        assert abs(a.score - b.score) < 1e-5
-        assert np.abs(a.heatmap.astype(int) - b.heatmap.astype(int)).max() <= 1
+    _assert_same(maxed, reference)
     assert max(abs(a.score - c.score) for a, c in zip(maxed, avg, strict=True)) > 1e-3
+
+    _edit_card(folder, pooling="avg")  # the graph still pools by max
+    with pytest.raises(BundleError, match="pools its features by max"):
+        Inspector(folder, backend="onnx")
