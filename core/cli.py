@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-minutes", type=float, help="stop after the epoch that ends past this many minutes")
     p.add_argument("--threads", type=int)
     p.add_argument(
+        "--augment-threads",
+        type=int,
+        help="threads augmenting the next batch (default: 8 on a GPU, 0 on the CPU)",
+    )
+    p.add_argument(
         "--focal-gamma", type=float, help="focal loss with this gamma (e.g. 2); default: cross-entropy"
     )
     p.add_argument(
@@ -289,7 +294,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     keys = ("architecture", "input_size", "epochs", "batch_size", "lr", "seed", "device", "augment",
             "val_fraction", "test_fraction", "patience", "threads", "views", "focal_gamma",
             "scale_jitter", "normalisation", "synthetic_spots", "augment_size", "init_from", "split_from",
-            "max_minutes", "pooling")  # fmt: skip
+            "max_minutes", "pooling", "augment_threads")  # fmt: skip
     for key in keys:
         value = getattr(args, key)
         if value is not None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -148,6 +150,13 @@ class TrainConfig(BaseModel):
         None, description="Regex on file names; its first group keeps related images in one split."
     )
     threads: int | None = Field(None, description="CPU threads for torch; default: all cores.")
+    augment_threads: int | None = Field(
+        None,
+        ge=0,
+        description="Threads that augment the next batch while the current one trains. None: one per core "
+        "(at most 8) on a GPU, where augmentation on one core is what an epoch waits for; 0 on the CPU, "
+        "whose cores are busy with the network. The batches are the same for any number.",
+    )
     pooling: Literal["avg", "max"] = Field(
         "avg",
         description="Global pooling of the last feature map: 'avg', or 'max' so that the one cell holding a "
@@ -262,11 +271,14 @@ def train_one_epoch(
     policy: str = "both",
     scale_jitter: float = 0.0,
     synthetic_spots: float = 0.0,
+    threads: int = 0,
 ) -> float:
     """One pass over the training images.
 
     Under DistributedDataParallel every process draws the same order from ``rng`` and takes
-    its own equal share (``shard`` = (rank, world size)); augmentation draws from ``aug_rng``.
+    its own equal share (``shard`` = (rank, world size)). Each image's augmentation draws from a
+    generator seeded from ``aug_rng`` in batch order, so ``threads`` > 0 (a pool that prepares the
+    next batch while the current one trains) gives exactly the batches of ``threads`` = 0.
     """
     import torch
 
@@ -276,33 +288,59 @@ def train_one_epoch(
     rank, world = shard
     if world > 1:
         order = order[: len(order) - len(order) % world][rank::world]
-    total, seen = 0.0, 0
     steps = (len(order) + batch_size - 1) // batch_size
-    for step in range(steps):
-        idx = order[step * batch_size : (step + 1) * batch_size]
-        if len(idx) < 2:  # BatchNorm needs two samples
-            continue
-        batch = [
-            _augmented(images[i], int(labels[i]), aug_rng, policy, scale_jitter) if do_augment else images[i]
-            for i in idx
-        ]
-        targets = labels[idx].astype(np.int64)
-        if synthetic_spots > 0:
-            for j in np.nonzero((targets == 0) & (aug_rng.random(len(idx)) < synthetic_spots))[0]:
-                batch[j], targets[j] = add_spots(batch[j], aug_rng), 1
+    batches = [idx for s in range(steps) if len(idx := order[s * batch_size : (s + 1) * batch_size]) >= 2]
+
+    def one(i: int, seed: int) -> tuple[np.ndarray, int]:
+        draw = np.random.default_rng(seed)
+        image, target = images[i], int(labels[i])
+        if do_augment:
+            image = _augmented(image, target, draw, policy, scale_jitter)
+        if synthetic_spots > 0 and target == 0 and draw.random() < synthetic_spots:
+            image, target = add_spots(image, draw), 1
         # The full preset: images held larger than the input (``augment_size``) shrink now, after augmentation.
-        x = torch.from_numpy(np.stack([preset(b) for b in batch])).to(device)
-        y = torch.from_numpy(targets).to(device)
-        optimiser.zero_grad(set_to_none=True)
-        loss = loss_fn(net(x), y)
-        loss.backward()
-        optimiser.step()
-        scheduler.step()
-        total += float(loss.detach()) * len(idx)
-        seen += len(idx)
-        if progress:
-            progress("train", step + 1, steps)
+        return preset(image), target
+
+    pool = ThreadPoolExecutor(threads) if threads > 0 else None
+
+    def submit(idx: np.ndarray) -> list[Any]:
+        seeds = aug_rng.integers(0, 2**63 - 1, size=len(idx))
+        if pool is None:
+            return [_Done(one(int(i), int(seed))) for i, seed in zip(idx, seeds, strict=True)]
+        return [pool.submit(one, int(i), int(seed)) for i, seed in zip(idx, seeds, strict=True)]
+
+    total, seen = 0.0, 0
+    try:
+        pending = submit(batches[0]) if batches else []
+        for step, idx in enumerate(batches):
+            prepared = [f.result() for f in pending]
+            if step + 1 < len(batches):
+                pending = submit(batches[step + 1])  # augmented by the pool while this batch trains
+            x = torch.from_numpy(np.stack([p[0] for p in prepared])).to(device)
+            y = torch.from_numpy(np.array([p[1] for p in prepared], dtype=np.int64)).to(device)
+            optimiser.zero_grad(set_to_none=True)
+            loss = loss_fn(net(x), y)
+            loss.backward()
+            optimiser.step()
+            scheduler.step()
+            total += float(loss.detach()) * len(idx)
+            seen += len(idx)
+            if progress:
+                progress("train", step + 1, len(batches))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return total / max(seen, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Done:
+    """A result computed at once, with the ``result()`` of a future."""
+
+    value: tuple[np.ndarray, int]
+
+    def result(self) -> tuple[np.ndarray, int]:
+        return self.value
 
 
 def _augmented(
@@ -362,8 +400,6 @@ def _selection_key(r: EpochResult) -> tuple[float, float, float]:
 
 def _distributed(device: str) -> tuple[int, int, str]:
     """(rank, world size, device) under ``torchrun``; (0, 1, device) otherwise."""
-    import os
-
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1, device
@@ -482,6 +518,10 @@ def train(
         optimiser, max_lr=config.lr, total_steps=total_steps, pct_start=min(0.5, max(0.2, 2.0 / total_steps))
     )
 
+    augment_threads = config.augment_threads
+    if augment_threads is None:
+        augment_threads = min(8, os.cpu_count() or 1) if device.startswith("cuda") else 0
+
     best: EpochResult | None = None
     best_state: dict[str, torch.Tensor] | None = None
     history: list[EpochResult] = []
@@ -499,7 +539,7 @@ def train(
                 scheduler=scheduler, batch_size=config.batch_size, rng=rng, do_augment=config.augment,
                 device=device, progress=progress, aug_rng=aug_rng, shard=(rank, world),
                 policy=config.augment_policy, scale_jitter=config.scale_jitter,
-                synthetic_spots=config.synthetic_spots,
+                synthetic_spots=config.synthetic_spots, threads=augment_threads,
             )  # fmt: skip
             stop = False
             if main_process:

@@ -372,3 +372,37 @@ def test_a_time_limit_stops_training_after_the_epoch_that_passes_it(pair_data: P
     assert any("past the limit of 1e-06 min" in line for line in lines)
     train(config.model_copy(update={"max_minutes": 60}), pair_data, tmp_path / "long", log=lambda _m: None)
     assert json.loads((tmp_path / "long" / "metrics.json").read_text())["epochs_run"] == 3
+
+
+def test_batches_augmented_by_a_thread_pool_are_the_batches_of_one_thread() -> None:
+    import torch
+
+    from core.preprocess import Preset
+    from core.train import train_one_epoch
+
+    images = np.random.default_rng(4).integers(0, 255, size=(40, 48, 48), dtype=np.uint8)
+    labels = np.array([0, 1] * 20)
+
+    def batches(threads: int, aug_seed: int) -> list[np.ndarray]:
+        seen: list[np.ndarray] = []
+
+        class Recording(torch.nn.Module):
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                seen.append(x.numpy().copy())
+                return torch.zeros(len(x), 2, requires_grad=True)
+
+        optimiser = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.0)
+        train_one_epoch(
+            Recording(), images, labels, preset=Preset(input_size=32), loss_fn=torch.nn.CrossEntropyLoss(),
+            optimiser=optimiser, scheduler=torch.optim.lr_scheduler.LambdaLR(optimiser, lambda _s: 1.0),
+            batch_size=16, rng=np.random.default_rng(1), aug_rng=np.random.default_rng(aug_seed),
+            do_augment=True, device="cpu", synthetic_spots=0.3, threads=threads,
+        )  # fmt: skip
+        return seen
+
+    inline, pooled, other = batches(0, 7), batches(3, 7), batches(3, 8)
+    # 40 images in batches of 16: two full batches and one of 8, rotated, blurred and spotted alike.
+    assert [b.shape[0] for b in inline] == [16, 16, 8]
+    assert all(np.array_equal(a, b) for a, b in zip(inline, pooled, strict=True))
+    # Not equal because nothing was drawn: other draws give other batches of the same images.
+    assert not any(np.array_equal(a, b) for a, b in zip(inline, other, strict=True))
