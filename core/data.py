@@ -130,22 +130,33 @@ def write_manifest(path: Path, splits: Mapping[str, list[Sample]], root: Path) -
     write_atomic(path, (json.dumps({"root": str(root), "splits": doc}, indent=1) + "\n").encode())
 
 
-def reuse_manifest(
-    path: Path, root: Path, *, parts: tuple[str, ...] = ("train", "val")
-) -> dict[str, list[Sample]]:
-    """An earlier run's split on the images under ``root``, so that two recipes meet the same parts.
+def read_checked_manifest(path: Path, root: Path, parts: tuple[str, ...]) -> dict[str, list[Sample]]:
+    """A saved split on the images under ``root``; the named ``parts`` must be there unchanged.
 
-    The named ``parts`` must be present and unchanged (same content hash); other parts (the test
-    split, which training never reads) are carried over as they are, for ``inspector evaluate``.
-
-    Raises:
-        ValueError: a part is missing from the manifest, or its images are missing or changed.
+    See ``check_manifest_images``; parts not named are returned as they are, unchecked.
     """
     splits = read_manifest(path, root)
+    check_manifest_images(splits, parts, path, root)
+    return splits
+
+
+def check_manifest_images(
+    splits: Mapping[str, list[Sample]], parts: tuple[str, ...], path: Path, root: Path
+) -> None:
+    """Every image of the named parts of a split read from ``path`` is there, unchanged.
+
+    Used to train again on an earlier run's split (``train``, ``val``) and to evaluate on the
+    split a bundle was made with (``test``): an image missing or changed since the manifest was
+    written (another content hash) would make the figures those of other parts.
+
+    Raises:
+        ValueError: a named part is missing from the manifest or empty, or its images are missing
+            or changed (how many, and the first three).
+    """
     problems: list[str] = []
     for name in parts:
         if not splits.get(name):
-            raise ValueError(f"{path}: the manifest has no {name!r} part to reuse")
+            raise ValueError(f"{path}: the manifest has no {name!r} part")
         for s in splits[name]:
             if not s.path.is_file():
                 problems.append(f"{s.path} ({name}): missing")
@@ -153,8 +164,10 @@ def reuse_manifest(
                 problems.append(f"{s.path} ({name}): changed since the manifest was written")
     if problems:
         shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
-        raise ValueError(f"cannot reuse the split of {path} on {root}: {len(problems)} image(s): {shown}")
-    return splits
+        raise ValueError(
+            f"the {'/'.join(parts)} split of {path} does not match the images under {root}: "
+            f"{len(problems)} image(s): {shown}"
+        )
 
 
 def read_manifest(path: Path, root: Path | None = None) -> dict[str, list[Sample]]:

@@ -22,7 +22,7 @@ import numpy as np
 
 from core.augment import augment
 from core.bundle import WEIGHTS_FILE, bundle_dir
-from core.data import Sample, read_manifest, scan_folder
+from core.data import Sample, check_manifest_images, read_manifest, scan_folder
 from core.fileio import write_atomic
 from core.imageio import DecodeError, read_image
 
@@ -64,11 +64,16 @@ class OperatingPoint:
 
 
 def select_samples(model: Path, data_dir: Path, split: str) -> tuple[list[Sample], str]:
-    """The split of the bundle's manifest when it has one, else every image of the folder."""
+    """The split of the bundle's manifest when it has one, else every image of the folder.
+
+    Raises:
+        ValueError: an image of that split is missing or changed since the manifest was written.
+    """
     manifest = bundle_dir(model) / "split.json"
     if split != "all" and manifest.is_file():
         splits = read_manifest(manifest, root=data_dir)
-        if split in splits and splits[split]:
+        if splits.get(split):
+            check_manifest_images(splits, (split,), manifest, data_dir)
             return splits[split], f"the '{split}' split of {manifest}"
     return scan_folder(data_dir), f"all images under {data_dir}"
 

@@ -26,7 +26,7 @@ from core.data import (
     DEFAULT_CLASS_MAP,
     Sample,
     data_hash,
-    reuse_manifest,
+    read_checked_manifest,
     scan_folder,
     stratified_split,
     write_manifest,
@@ -476,7 +476,7 @@ def train(
         write_atomic(out_dir / "config.json", (config.model_dump_json(indent=2) + "\n").encode())
 
     if config.split_from:
-        splits = reuse_manifest(Path(config.split_from), Path(data_dir))
+        splits = read_checked_manifest(Path(config.split_from), Path(data_dir), ("train", "val"))
     else:
         splits = choose_samples(config, scan_folder(data_dir, config.class_map))
     if main_process:

@@ -406,3 +406,19 @@ def test_batches_augmented_by_a_thread_pool_are_the_batches_of_one_thread() -> N
     assert all(np.array_equal(a, b) for a, b in zip(inline, pooled, strict=True))
     # Not equal because nothing was drawn: other draws give other batches of the same images.
     assert not any(np.array_equal(a, b) for a, b in zip(inline, other, strict=True))
+
+
+def test_evaluation_refuses_a_split_whose_images_changed(
+    tiny_model: Path, pair_data: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(pair_data, data)
+    val = json.loads((tiny_model / "split.json").read_text())["splits"]["val"]
+    victim = data / val[0]["path"]
+    victim.write_bytes(victim.read_bytes() + b"\0")  # the same picture to a decoder, other bytes
+    with pytest.raises(
+        ValueError, match=r"the val split of .* does not match .*: 1 image\(s\): .*changed since"
+    ):
+        evaluate(tiny_model, data, tmp_path / "eval", split="val")
