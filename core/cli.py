@@ -291,12 +291,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     settings: dict[str, object] = {}
     if args.config:
         settings.update(json.loads(args.config.read_text(encoding="utf-8")))
-    keys = ("architecture", "input_size", "epochs", "batch_size", "lr", "seed", "device", "augment",
-            "val_fraction", "test_fraction", "patience", "threads", "views", "focal_gamma",
-            "scale_jitter", "normalisation", "synthetic_spots", "augment_size", "init_from", "split_from",
-            "max_minutes", "pooling", "augment_threads")  # fmt: skip
-    for key in keys:
-        value = getattr(args, key)
+    # A flag given on the command line overrides the file; each flag is named after its field
+    # (the two lists of pairs are parsed below).
+    for key in TrainConfig.model_fields.keys() - {"class_map", "sample_per_class"}:
+        value = getattr(args, key, None)
         if value is not None:
             settings[key] = value
     if args.class_map:

@@ -130,16 +130,6 @@ def write_manifest(path: Path, splits: Mapping[str, list[Sample]], root: Path) -
     write_atomic(path, (json.dumps({"root": str(root), "splits": doc}, indent=1) + "\n").encode())
 
 
-def read_checked_manifest(path: Path, root: Path, parts: tuple[str, ...]) -> dict[str, list[Sample]]:
-    """A saved split on the images under ``root``; the named ``parts`` must be there unchanged.
-
-    See ``check_manifest_images``; parts not named are returned as they are, unchecked.
-    """
-    splits = read_manifest(path, root)
-    check_manifest_images(splits, parts, path, root)
-    return splits
-
-
 def check_manifest_images(
     splits: Mapping[str, list[Sample]], parts: tuple[str, ...], path: Path, root: Path
 ) -> None:

@@ -25,8 +25,9 @@ from core.bundle import ModelCard, save_bundle
 from core.data import (
     DEFAULT_CLASS_MAP,
     Sample,
+    check_manifest_images,
     data_hash,
-    read_checked_manifest,
+    read_manifest,
     scan_folder,
     stratified_split,
     write_manifest,
@@ -304,16 +305,15 @@ def train_one_epoch(
     pool = ThreadPoolExecutor(threads) if threads > 0 else None
 
     def submit(idx: np.ndarray) -> list[Any]:
-        seeds = aug_rng.integers(0, 2**63 - 1, size=len(idx))
-        if pool is None:
-            return [_Done(one(int(i), int(seed))) for i, seed in zip(idx, seeds, strict=True)]
-        return [pool.submit(one, int(i), int(seed)) for i, seed in zip(idx, seeds, strict=True)]
+        """Futures of the batch's images with a pool; the images themselves without one."""
+        jobs = list(zip(idx.tolist(), aug_rng.integers(0, 2**63 - 1, size=len(idx)).tolist(), strict=True))
+        return [pool.submit(one, i, seed) for i, seed in jobs] if pool else [one(i, seed) for i, seed in jobs]
 
     total, seen = 0.0, 0
     try:
         pending = submit(batches[0]) if batches else []
         for step, idx in enumerate(batches):
-            prepared = [f.result() for f in pending]
+            prepared = [f.result() for f in pending] if pool else pending
             if step + 1 < len(batches):
                 pending = submit(batches[step + 1])  # augmented by the pool while this batch trains
             x = torch.from_numpy(np.stack([p[0] for p in prepared])).to(device)
@@ -331,16 +331,6 @@ def train_one_epoch(
         if pool is not None:
             pool.shutdown(cancel_futures=True)
     return total / max(seen, 1)
-
-
-@dataclass(frozen=True, slots=True)
-class _Done:
-    """A result computed at once, with the ``result()`` of a future."""
-
-    value: tuple[np.ndarray, int]
-
-    def result(self) -> tuple[np.ndarray, int]:
-        return self.value
 
 
 def _augmented(
@@ -476,7 +466,8 @@ def train(
         write_atomic(out_dir / "config.json", (config.model_dump_json(indent=2) + "\n").encode())
 
     if config.split_from:
-        splits = read_checked_manifest(Path(config.split_from), Path(data_dir), ("train", "val"))
+        splits = read_manifest(Path(config.split_from), Path(data_dir))
+        check_manifest_images(splits, ("train", "val"), Path(config.split_from), Path(data_dir))
     else:
         splits = choose_samples(config, scan_folder(data_dir, config.class_map))
     if main_process:

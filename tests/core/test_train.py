@@ -422,3 +422,15 @@ def test_evaluation_refuses_a_split_whose_images_changed(
         ValueError, match=r"the val split of .* does not match .*: 1 image\(s\): .*changed since"
     ):
         evaluate(tiny_model, data, tmp_path / "eval", split="val")
+
+
+def test_every_train_flag_is_a_config_field_and_reaches_the_config(tmp_path: Path) -> None:
+    import argparse
+
+    from core.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    flags = {a.dest for a in sub.choices["train"]._actions if a.option_strings and a.dest != "help"}
+    # --out and --config say where; every other flag is one setting of the run.
+    assert flags - {"out", "config"} <= set(TrainConfig.model_fields)
+    assert {"augment_threads", "max_minutes", "pooling", "split_from", "init_from"} <= flags
