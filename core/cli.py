@@ -11,6 +11,8 @@ import sys
 import threading
 from pathlib import Path
 
+from core.models import ARCHITECTURES  # names only: torch is imported when a net is built
+
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the operator station on built-in generated parts (no data needed)")
@@ -84,7 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data_dir", type=Path)
     p.add_argument("--out", type=Path, required=True, help="run folder; the bundle is written here")
     p.add_argument("--config", type=Path, help="JSON file of training settings (flags override it)")
-    p.add_argument("--arch", dest="architecture")
+    p.add_argument(
+        "--arch",
+        dest="architecture",
+        choices=ARCHITECTURES,
+        help="default mobilenet_v3_large; fullres_cnn keeps the full resolution in its first layer "
+        "(pits of a few pixels; use --input-size 300 for the camera's size)",
+    )
     p.add_argument("--input-size", type=int)
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)

@@ -434,3 +434,17 @@ def test_every_train_flag_is_a_config_field_and_reaches_the_config(tmp_path: Pat
     # --out and --config say where; every other flag is one setting of the run.
     assert flags - {"out", "config"} <= set(TrainConfig.model_fields)
     assert {"augment_threads", "max_minutes", "pooling", "split_from", "init_from"} <= flags
+
+
+def test_train_flag_arch_offers_every_architecture_and_refuses_others(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from core.cli import build_parser
+    from core.models import ARCHITECTURES
+
+    parser = build_parser()
+    for name in ARCHITECTURES:
+        assert parser.parse_args(["train", "data", "--out", "run", "--arch", name]).architecture == name
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "data", "--out", "run", "--arch", "mobilenet_v4"])
+    assert "fullres_cnn" in capsys.readouterr().err
