@@ -21,6 +21,8 @@ ARCHITECTURES: tuple[str, ...] = (
     "tiny_cnn",
     "fullres_cnn",
 )
+# Plain CNNs of our own (core.models._plain_cnn): no pretrained weights exist for them.
+OWN_ARCHITECTURES: tuple[str, ...] = ("tiny_cnn", "fullres_cnn")
 CLASS_NAMES: tuple[str, str] = ("good", "bad")
 BAD_INDEX = 1
 
@@ -101,7 +103,7 @@ def build_model(
     if architecture not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
 
-    if architecture in ("tiny_cnn", "fullres_cnn"):
+    if architecture in OWN_ARCHITECTURES:
         if pretrained:
             raise ValueError(f"{architecture} is our own net: no pretrained weights exist for it")
         return _plain_cnn(architecture, channels, pooling)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from torch import nn
 
-from core.models import build_model
+from core.models import OWN_ARCHITECTURES, build_model
 
 
 @pytest.mark.parametrize("architecture", ["mobilenet_v3_small", "mobilenet_v3_large"])
@@ -36,7 +36,7 @@ def test_fullres_cnn_keeps_the_input_resolution_in_its_first_stage() -> None:
     assert last.shape[-2:] == (6, 6)
 
 
-@pytest.mark.parametrize("architecture", ["tiny_cnn", "fullres_cnn"])
+@pytest.mark.parametrize("architecture", OWN_ARCHITECTURES)
 def test_our_own_nets_refuse_pretrained_weights(architecture: str, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no pretrained weights"):
         build_model(architecture, pretrained=str(tmp_path / "imagenet.pth"))
