@@ -4,7 +4,7 @@ For each bundle (see ``make_bundles.py``) and each device (the CPU, and CUDA whe
 times, on one 224 x 224 part at a time:
 
 - ``torch plain``: eager ``net(x)``, the score alone;
-- ``torch + heatmap``: ``core.explain.ScoreAndCam``, score and raw cam in one forward pass;
+- ``torch + heatmap``: ``core.model.explain.ScoreAndCam``, score and raw cam in one forward pass;
 - ``torch grad-cam``: pytorch-grad-cam's ``GradCAM`` (forward plus full backward), the usual way;
 - ``ort plain``: ONNX Runtime on the network alone (exported here for the comparison);
 - ``ort + heatmap``: ONNX Runtime on the bundle's ``model.onnx`` (score and cam).
@@ -65,10 +65,10 @@ def measure(bundle: Path, device: str, *, rounds: int, iters: int, threads: int 
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    from core.bundle import load_net
-    from core.explain import normalise_cams, score_and_cam, to_uint8
-    from core.inference import OnnxBackend, ort_providers, ort_session
-    from core.models import cam_target_layer
+    from core.inference.backends import OnnxBackend, ort_providers, ort_session
+    from core.model.architectures import cam_target_layer
+    from core.model.bundle import load_net
+    from core.model.explain import normalise_cams, score_and_cam, to_uint8
 
     net, card = load_net(bundle)
     size = card.input_size

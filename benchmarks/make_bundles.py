@@ -18,9 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def make_bundle(out: Path, architecture: str, size: int = 224, *, onnx: bool = True) -> Path:
     import torch
 
-    from core.bundle import save_bundle
-    from core.models import build_model
-    from core.onnx_export import export_bundle
+    from core.inference.export import export_bundle
+    from core.model.architectures import build_model
+    from core.model.bundle import save_bundle
 
     torch.manual_seed(0)
     net = build_model(architecture).eval()

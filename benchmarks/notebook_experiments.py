@@ -1,8 +1,8 @@
 """Rerun the original notebook's experiments on a data folder and write one comparison table.
 
-Each experiment trains a bundle with ``core.train`` in the seed regime (a seeded sample of
+Each experiment trains a bundle with ``core.training.fit`` in the seed regime (a seeded sample of
 1000 good / 350 bad by default, the rest of the folder held out as the test split) and evaluates
-it on that test split with ``core.evaluate``. The table compares what the line cares about, in
+it on that test split with ``core.training.evaluation``. The table compares what the line cares about, in
 order: missed defects (FNR, with its 95% upper bound), false rejects (FPR), AUC, latency, size.
 
     python benchmarks/notebook_experiments.py ../shared/datasets/casting/train --out runs/notebook \\
@@ -55,12 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         "--threshold-rule",
         choices=("margin", "highest"),
         default="margin",
-        help="how the zero-miss threshold is placed on validation (see core.train.TrainConfig)",
+        help="how the zero-miss threshold is placed on validation (see core.training.fit.TrainConfig)",
     )
     args = parser.parse_args(argv)
 
-    from core.evaluate import evaluate
-    from core.train import TrainConfig, train
+    from core.training.evaluation import evaluate
+    from core.training.fit import TrainConfig, train
 
     names = args.only.split(",") if args.only else list(EXPERIMENTS)
     sample = (

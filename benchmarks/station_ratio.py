@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def main(argv: list[str] | None = None) -> int:
     from straightforward_station import run_straightforward
 
-    from core.bench import list_images, run_bench
+    from core.station.bench import list_images, run_bench
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -3,7 +3,7 @@
 The station runs as ``inspector run --headless`` does (hot folder -> inspector -> visual log on
 its writer thread, a JSON line per part), on copies of the images in a temporary inbox; the
 model load and the first part are left out, as the bench leaves out its warm-up. Rounds of the
-station and of ``core.bench.run_bench`` (same model, images, batch size and threads) alternate,
+station and of ``core.station.bench.run_bench`` (same model, images, batch size and threads) alternate,
 because a shared machine's CPU is noisy; the medians and their ratio are printed. Usage::
 
     python benchmarks/station_throughput.py BUNDLE [--images DIR] [--parts 400] [--rounds 2]
@@ -36,7 +36,7 @@ CASTING = Path("/work/shared/datasets/casting/train")
 
 def pick_images(folder: Path, parts: int) -> list[Path]:
     """``parts`` images spread over the whole (sorted) folder, so every class is in."""
-    from core.imageio import IMAGE_SUFFIXES
+    from core.imaging.decode import IMAGE_SUFFIXES
 
     found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not found:
@@ -53,7 +53,7 @@ def run_station(
 ) -> dict[str, float]:
     """One round of the headless station; parts per second after the first part."""
     from core.outputs.jsonl import JsonLinesOutput
-    from core.station import build_runtime
+    from core.station.runtime import build_runtime
 
     folder = Path(tempfile.mkdtemp(prefix="station-throughput-", dir=work))
     inbox = folder / "inbox"
@@ -94,7 +94,7 @@ def run_bench_round(
     model: Path, images: list[Path], work: Path, *, threads: int | None, backend: str, max_batch: int
 ) -> dict[str, float] | None:
     try:
-        from core.bench import run_bench
+        from core.station.bench import run_bench
     except ImportError:
         return None
     report = run_bench(
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"inspector bench:  {bench_pps:.1f} parts/s (median of {len(bench)})")
         print(f"station / bench = {ratio:.2f} ({verdict} 15%)")
     else:
-        print("core.bench is not available: no comparison")
+        print("core.station.bench is not available: no comparison")
     print(f"load average before/after: {summary['load_average']}")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n")

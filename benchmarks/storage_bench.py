@@ -31,12 +31,12 @@ import numpy as np
 from sqlalchemy import create_engine, insert, text, update
 from sqlalchemy.engine import make_url
 
-from core.fileio import sha256_bytes
+from core.common.fileio import sha256_bytes
+from core.common.types import Inspection, Part, Verdict
 from core.reports import ShiftPlan, write_shift_report
 from core.storage import VisualLog
 from core.storage.chain import GENESIS_HASH, decision_hash
 from core.storage.schema import DecisionRow, ModelVersion, Station
-from core.types import Inspection, Part, Verdict
 
 STATION = "bench"
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

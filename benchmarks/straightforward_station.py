@@ -41,10 +41,10 @@ def run_straightforward(
     from pytorch_grad_cam.utils.image import show_cam_on_image
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    from core.bundle import load_net
-    from core.models import cam_target_layer
+    from core.common.types import Inspection, Part
+    from core.model.architectures import cam_target_layer
+    from core.model.bundle import load_net
     from core.storage import VisualLog
-    from core.types import Inspection, Part
 
     net, card = load_net(bundle)
     preset = card.preset
@@ -95,7 +95,7 @@ def run_straightforward(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from core.bench import list_images
+    from core.station.bench import list_images
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

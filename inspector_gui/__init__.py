@@ -2,7 +2,7 @@
 
 The GUI never inspects anything itself. One long-lived :class:`~inspector_gui.worker.StationWorker`
 on its own ``QThread`` builds the station runtime (source, model, database session, all made on
-that thread), pulls parts through it and reports each :class:`core.types.InspectedPart` with a
+that thread), pulls parts through it and reports each :class:`core.common.types.InspectedPart` with a
 Qt signal. :class:`~inspector_gui.main_window.StationWindow` counts every part as it arrives but
 repaints only the newest one on a timer (at most 15 Hz), so a fast line cannot flood the event
 loop. :func:`~inspector_gui.app.run_station` wires both together and is what the console script

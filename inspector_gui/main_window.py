@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.types import InspectedPart, Verdict
+from core.common.types import InspectedPart, Verdict
 
 from . import theme
 from .widgets import CounterTile, ElidedLabel, HistoryStrip, PartView, ScoreBar, VerdictBanner, local_time

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtGui import QColor
 
-from core.types import Verdict
+from core.common.types import Verdict
 
 BACKGROUND = "#121418"
 PANEL = "#1a1d23"

@@ -1,7 +1,7 @@
 """Painted building blocks of the station window.
 
 Each widget is told what to show with a setter and paints on ``update()``; none of them knows
-about threads or the worker. Overlays are made with :func:`core.overlay.make_overlay` at the
+about threads or the worker. Overlays are made with :func:`core.imaging.overlay.make_overlay` at the
 size they are shown at, and cached until the part, the size or the heatmap toggle changes.
 """
 
@@ -19,8 +19,8 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPaintEvent, QPen, QResizeEvent
 from PySide6.QtWidgets import QAbstractButton, QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from core.overlay import make_overlay
-from core.types import InspectedPart, Verdict
+from core.common.types import InspectedPart, Verdict
+from core.imaging.overlay import make_overlay
 
 from . import theme
 

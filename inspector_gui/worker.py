@@ -22,7 +22,7 @@ from typing import Protocol, runtime_checkable
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from core.types import InspectedPart
+from core.common.types import InspectedPart
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ STOP_WARN_AFTER_S = 5.0  # the controller warns (and keeps waiting) if the worke
 
 @runtime_checkable
 class RuntimeLike(Protocol):
-    """What the GUI needs from ``core.station.StationRuntime``.
+    """What the GUI needs from ``core.station.runtime.StationRuntime``.
 
     Coded against as a protocol so the window can be tested with a stand-in and so the GUI does
     not import the runtime's heavy dependencies (torch) at module import time.

@@ -20,7 +20,7 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def pair_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A labelled folder of 40 good/bad pairs of generated parts at 128 px."""
-    from core.demo import generate_pairs
+    from core.demo.line import generate_pairs
 
     root = tmp_path_factory.mktemp("pairs")
     generate_pairs(root, 40, size=128, seed=3)
@@ -30,7 +30,7 @@ def pair_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory, pair_data: Path) -> Path:
     """A tiny_cnn bundle trained for real (3 epochs at 64 px)."""
-    from core.train import TrainConfig, train
+    from core.training.fit import TrainConfig, train
 
     out = tmp_path_factory.mktemp("tiny-model")
     config = TrainConfig(
@@ -54,7 +54,7 @@ def tampered_model(tiny_model: Path, tmp_path: Path) -> Path:
     """A copy of ``tiny_model`` with one byte of its weights flipped: its card's hash no longer fits."""
     import shutil
 
-    from core.bundle import WEIGHTS_FILE
+    from core.model.bundle import WEIGHTS_FILE
 
     copy = tmp_path / "tampered"
     shutil.copytree(tiny_model, copy)

@@ -7,9 +7,9 @@ import logging
 import sys
 from typing import TextIO
 
-from core.outputs import decision_payload
-from core.sources import SourceStatus
-from core.types import InspectedPart
+from core.common.types import InspectedPart
+from core.outputs.base import decision_payload
+from core.sources.base import SourceStatus
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class JsonLinesOutput:
             log.error("stdout output stopped: %s", exc)
 
     def status(self, status: SourceStatus) -> None:
-        pass  # status lines go to stderr (see core.station.run_headless), not into the data stream
+        pass  # status lines go to stderr (see core.station.runtime.run_headless), not into the data stream
 
     def close(self) -> None:
         pass

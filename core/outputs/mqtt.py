@@ -19,9 +19,9 @@ import logging
 import ssl
 from typing import Any
 
-from core.outputs import decision_payload, status_payload
-from core.sources import SourceStatus
-from core.types import InspectedPart
+from core.common.types import InspectedPart
+from core.outputs.base import decision_payload, status_payload
+from core.sources.base import SourceStatus
 
 log = logging.getLogger(__name__)
 

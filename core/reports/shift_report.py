@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from core.common.types import Verdict
 from core.reports.shifts import Shift
 from core.storage import VisualLog
 from core.storage.records import ChainHead, ChainVerification, DecisionRecord, ReviewOutcome
-from core.types import Verdict
 
 PART_COLUMNS = (
     "part_id",

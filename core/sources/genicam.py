@@ -116,7 +116,7 @@ class GenICamSource(LiveSource):
             return
         from datetime import UTC, datetime
 
-        from core.types import Part
+        from core.common.types import Part
 
         lost_parts = [
             Part(

@@ -35,11 +35,11 @@ from typing import Any
 
 import numpy as np
 
-from core.fileio import sha256_bytes, sha256_file
-from core.imageio import MAX_FILE_BYTES, DecodeError, TruncatedError, decode_image
-from core.sources import Backpressure, ContentLookup, SourceStatus
+from core.common.fileio import sha256_bytes, sha256_file
+from core.common.types import Decision, Part, Verdict
+from core.imaging.decode import MAX_FILE_BYTES, DecodeError, TruncatedError, decode_image
+from core.sources.base import Backpressure, ContentLookup, SourceStatus
 from core.sources.dedupe import duplicate_of
-from core.types import Decision, Part, Verdict
 
 log = logging.getLogger(__name__)
 

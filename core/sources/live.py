@@ -31,10 +31,10 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from core.imageio import DecodeError, frame_to_gray
-from core.sources import Backpressure, SourceStatus
+from core.common.types import Decision, Part
+from core.imaging.decode import DecodeError, frame_to_gray
+from core.sources.base import Backpressure, SourceStatus
 from core.sources.trigger import Shot, Trigger, make_trigger
-from core.types import Decision, Part
 
 log = logging.getLogger(__name__)
 

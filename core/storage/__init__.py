@@ -1,9 +1,9 @@
 """The visual log: every decision, its image and its heatmap, kept append-only and hash-chained.
 
-ORM rows stay inside this package; callers see ``core.types.Decision`` and the records of
+ORM rows stay inside this package; callers see ``core.common.types.Decision`` and the records of
 ``core.storage.records``. Nothing here opens a database at import time, and importing the package
 itself loads nothing heavy: the names below are imported on first use, so that the command line
-(which looks up ``core.storage.cli``) starts without SQLAlchemy and OpenCV.
+(which looks up ``core.cli.storage``) starts without SQLAlchemy and OpenCV.
 """
 
 from __future__ import annotations

@@ -33,8 +33,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 from sqlalchemy.sql import Select
 
-from core import paths
-from core.fileio import sha256_bytes, write_atomic
+from core.common import paths
+from core.common.fileio import sha256_bytes, write_atomic
+from core.common.types import Decision, Inspection, Part, Verdict, verdict_for
 from core.storage import chain
 from core.storage.db import WRITE, make_engine
 from core.storage.errors import DuplicatePartError, NotAllowedError, StorageError, environment_errors
@@ -66,7 +67,6 @@ from core.storage.schema import (
     ThresholdChangeRow,
     UserRow,
 )
-from core.types import Decision, Inspection, Part, Verdict, verdict_for
 
 if TYPE_CHECKING:
     from core.storage.retention import RetentionPolicy, RetentionResult
@@ -124,8 +124,8 @@ class VisualLog:
     backed up first, see ``core.storage.migrate``).
 
     Args:
-        url: SQLAlchemy URL of the database; defaults to ``core.paths.default_db_url()``.
-        media_root: Folder of images and heatmaps; defaults to ``core.paths.media_root()``.
+        url: SQLAlchemy URL of the database; defaults to ``core.common.paths.default_db_url()``.
+        media_root: Folder of images and heatmaps; defaults to ``core.common.paths.media_root()``.
         station: Name of the station whose decisions this log records.
         clock: Returns the current time, UTC-aware; for tests and replays.
 
@@ -302,7 +302,7 @@ class VisualLog:
         part, inspection, reason = entry.part, entry.inspection, entry.reason
         part_id = part.part_id
         if not _PART_ID.fullmatch(part_id):
-            raise ValueError(f"part id {part_id!r} is not a ULID (see core.types.new_part_id)")
+            raise ValueError(f"part id {part_id!r} is not a ULID (see core.common.types.new_part_id)")
 
         score: float | None = None
         threshold: float | None = None
@@ -697,6 +697,24 @@ class VisualLog:
         with environment_errors(self._where), self._sessions() as session:
             result = session.execute(_DECISIONS.where(DecisionRow.part_id == part_id)).first()
         return None if result is None else _to_decision(result)
+
+    def find_by_content_hash(self, content_hash: str) -> list[Decision]:
+        """This station's decisions about these bytes (a SHA-256 of the file), oldest first.
+
+        The hot folder's duplicate check (``core.sources.dedupe``) asks this; it uses the
+        ``ix_decisions_content_hash`` index.
+        """
+        self._check_open()
+        with environment_errors(self._where), self._sessions() as session:
+            station_id = self._find_station(session)
+            if station_id is None:
+                return []
+            query = (
+                _DECISIONS.where(DecisionRow.station_id == station_id)
+                .where(DecisionRow.content_hash == content_hash)
+                .order_by(DecisionRow.created_at, DecisionRow.part_id)
+            )
+            return [_to_decision(row) for row in session.execute(query)]
 
     def latest(self, n: int = 50) -> list[Decision]:
         """This station's ``n`` most recent decisions, newest first."""

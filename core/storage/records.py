@@ -1,4 +1,4 @@
-"""Typed records of the visual log other than ``Decision`` (which lives in ``core.types``).
+"""Typed records of the visual log other than ``Decision`` (which lives in ``core.common.types``).
 
 Frozen dataclasses: they cross thread and module boundaries; ORM rows never leave
 ``core.storage``.
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from core.types import Decision, Verdict
+from core.common.types import Decision, Verdict
 
 
 class Role(enum.StrEnum):

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, and_, delete, exists, false, func, insert, or_, select
 
+from core.common.types import Verdict
 from core.storage.errors import environment_errors
 from core.storage.schema import DecisionRow, KeepMarkRow, PrunedRangeRow, RetentionRunRow, ReviewRow
-from core.types import Verdict
 
 if TYPE_CHECKING:
     from core.storage.log import VisualLog

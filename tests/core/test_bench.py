@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from core.bench import STAGES, list_images, run_bench
+from core.station.bench import STAGES, list_images, run_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,12 +75,12 @@ def test_bench_command_reports_json_and_plots(
 def test_the_error_of_a_stage_surfaces(
     tiny_model: Path, image_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import core.overlay
+    import core.imaging.overlay
 
     def broken(*_a: object, **_k: object) -> None:
         raise RuntimeError("overlay exploded")
 
-    monkeypatch.setattr(core.overlay, "make_overlay", broken)
+    monkeypatch.setattr(core.imaging.overlay, "make_overlay", broken)
     with pytest.raises(RuntimeError, match="overlay exploded"):
         run_bench(tiny_model, list_images(image_dir), backend="torch", device="cpu", parts=20, memory_every=0)
 

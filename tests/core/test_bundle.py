@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.bundle import CARD_FILE, BundleError, read_card
-from core.imageio import read_image
-from core.inference import Inspector
+from core.imaging.decode import read_image
+from core.inference.inspector import Inspector
+from core.model.bundle import CARD_FILE, BundleError, read_card
 
 
 def test_bundle_reloads_to_the_same_probabilities(tiny_model: Path, pair_data: Path, tmp_path: Path) -> None:

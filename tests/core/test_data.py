@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from core.data import Sample, scan_folder, stratified_split
+from core.training.data import Sample, scan_folder, stratified_split
 
 
 def _samples(n_good: int, n_bad: int) -> list[Sample]:

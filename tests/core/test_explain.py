@@ -10,11 +10,11 @@ import torch
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from core.bundle import load_net
-from core.explain import normalise_cams, score_and_cam, view_transforms
-from core.imageio import read_image
-from core.models import ARCHITECTURES, build_model, cam_target_layer
-from core.preprocess import Preset
+from core.imaging.decode import read_image
+from core.imaging.preprocess import Preset
+from core.model.architectures import ARCHITECTURES, build_model, cam_target_layer
+from core.model.bundle import load_net
+from core.model.explain import normalise_cams, score_and_cam, view_transforms
 
 TRAIN_SIZE = 32  # a few optimisation steps at a small input ...
 CHECK_SIZE = 96  # ... then checked at a larger one, where the cam has 3 x 3 cells
@@ -71,8 +71,9 @@ def _briefly_trained(architecture: str, images: list[np.ndarray], labels: np.nda
 def test_trained_models_match_pytorch_grad_cam_in_torch_and_onnx(
     architecture: str, parts: tuple[list[np.ndarray], np.ndarray]
 ) -> None:
-    from core.inference import ort_session
-    from core.onnx_export import INPUT_NAME, export_net
+    from core.inference.backends import ort_session
+    from core.inference.export import export_net
+    from core.inference.onnx_bundle import INPUT_NAME
 
     images, labels = parts
     net = _briefly_trained(architecture, images, labels)
@@ -138,7 +139,7 @@ def test_views_average_the_scores_and_the_turned_back_cams_of_each_view(
 
 
 def test_max_pooled_and_average_pooled_heads_share_the_channel_weights() -> None:
-    """The analytic weights hold for either global pooling (see core.explain)."""
+    """The analytic weights hold for either global pooling (see core.model.explain)."""
     torch.manual_seed(1)
     net = build_model("tiny_cnn").eval()
     x = torch.randn(2, 1, 96, 96)
@@ -159,8 +160,8 @@ def test_unsupported_head_layer_is_refused() -> None:
 def test_inspector_single_and_batch_agree_and_judge_at_the_threshold(
     tiny_model: Path, pair_data: Path
 ) -> None:
-    from core.inference import Inspector
-    from core.types import Verdict
+    from core.common.types import Verdict
+    from core.inference.inspector import Inspector
 
     images = [read_image(p) for p in sorted((pair_data / "good").glob("*.png"))[:4]]
     inspector = Inspector(tiny_model)

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core.imageio import DecodeError, decode_image, read_image
+from core.imaging.decode import DecodeError, decode_image, read_image
 
 
 def _disc(size: int = 64) -> np.ndarray:

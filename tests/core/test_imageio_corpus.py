@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "sources"))
 from source_helpers import make_png, png_chunk  # noqa: E402
 
-from core.imageio import (  # noqa: E402
+from core.imaging.decode import (  # noqa: E402
     DecodeError,
     TruncatedError,
     decode_image,

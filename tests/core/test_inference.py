@@ -9,11 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
-from core.imageio import read_image
+from core.imaging.decode import read_image
 
 
 def test_backend_choice_is_validated(tiny_model: Path) -> None:
-    from core.inference import Inspector, resolve_backend
+    from core.inference.backends import resolve_backend
+    from core.inference.inspector import Inspector
 
     with pytest.raises(ValueError, match="unknown backend"):
         resolve_backend(tiny_model, "tensorrt")
@@ -22,7 +23,7 @@ def test_backend_choice_is_validated(tiny_model: Path) -> None:
 
 
 def test_inspect_preprocessed_equals_inspect_batch(tiny_model: Path, pair_data: Path) -> None:
-    from core.inference import Inspector
+    from core.inference.inspector import Inspector
 
     images = [read_image(p) for p in sorted((pair_data / "bad").glob("*.png"))[:3]]
     with Inspector(tiny_model, backend="torch", device="cpu", threshold=0.25) as inspector:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.metrics import rates_at, threshold_for_miss_rate, threshold_with_margin
+from core.common.metrics import rates_at, threshold_for_miss_rate, threshold_with_margin
 
 LABELS = np.array([0, 0, 0, 1, 1, 1])
 SCORES = np.array([0.1, 0.3, 0.6, 0.5, 0.8, 0.9])

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from torch import nn
 
-from core.models import OWN_ARCHITECTURES, build_model
+from core.model.architectures import OWN_ARCHITECTURES, build_model
 
 
 @pytest.mark.parametrize("architecture", ["mobilenet_v3_small", "mobilenet_v3_large"])

@@ -11,16 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.bundle import BundleError
-from core.imageio import read_image
-from core.onnx_export import (
-    HEATMAP_TOLERANCE,
-    ONNX_CARD_FILE,
-    ONNX_FILE,
-    SCORE_TOLERANCE,
-    OnnxExportError,
-    read_onnx_card,
-)
+from core.imaging.decode import read_image
+from core.inference.export import HEATMAP_TOLERANCE, SCORE_TOLERANCE, OnnxExportError
+from core.inference.onnx_bundle import ONNX_CARD_FILE, ONNX_FILE, read_onnx_card
+from core.model.bundle import BundleError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,10 +55,11 @@ def test_onnx_inspector_matches_torch_and_pytorch_grad_cam(exported: Path, pair_
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    from core.bundle import load_net
-    from core.explain import normalise_cams
-    from core.inference import Inspector, OnnxBackend
-    from core.models import cam_target_layer
+    from core.inference.backends import OnnxBackend
+    from core.inference.inspector import Inspector
+    from core.model.architectures import cam_target_layer
+    from core.model.bundle import load_net
+    from core.model.explain import normalise_cams
 
     images = _images(pair_data)
     with (
@@ -92,7 +87,7 @@ def test_onnx_inspector_matches_torch_and_pytorch_grad_cam(exported: Path, pair_
 
 
 def test_auto_backend_prefers_onnx_on_the_cpu_when_exported(exported: Path, tiny_model: Path) -> None:
-    from core.inference import resolve_backend
+    from core.inference.backends import resolve_backend
 
     assert resolve_backend(exported, "auto", "cpu") == "onnx"
     assert resolve_backend(tiny_model, "auto", "cpu") == "torch"  # no export: torch
@@ -105,7 +100,7 @@ def _copy(src: Path, dst: Path) -> Path:
 
 
 def test_tampered_onnx_model_is_refused(exported: Path, tmp_path: Path) -> None:
-    from core.inference import Inspector
+    from core.inference.inspector import Inspector
 
     folder = _copy(exported, tmp_path / "b")
     data = bytearray((folder / ONNX_FILE).read_bytes())
@@ -119,8 +114,8 @@ def test_export_of_other_weights_is_refused(exported: Path, tmp_path: Path) -> N
     """A bundle retrained in place keeps its old model.onnx: that stale export must not run."""
     import torch
 
-    from core.bundle import load_net, save_bundle
-    from core.inference import Inspector
+    from core.inference.inspector import Inspector
+    from core.model.bundle import load_net, save_bundle
 
     folder = _copy(exported, tmp_path / "b")
     net, card = load_net(folder)
@@ -144,7 +139,7 @@ def _onnx_matches_torch(folder: Path, original: Path, images: list[np.ndarray]) 
 
     Returns the ONNX results and ``original``'s (eager PyTorch), part by part.
     """
-    from core.inference import Inspector
+    from core.inference.inspector import Inspector
 
     with (
         Inspector(folder, backend="onnx") as onnx,
@@ -162,7 +157,7 @@ def test_export_with_four_views_matches_torch_and_a_card_asking_for_other_views_
     tiny_model: Path, pair_data: Path, tmp_path: Path
 ) -> None:
     from core.cli import main
-    from core.inference import Inspector
+    from core.inference.inspector import Inspector
 
     folder = _copy(tiny_model, tmp_path / "b")
     _edit_card(folder, views=4)
@@ -178,7 +173,7 @@ def test_export_with_four_views_matches_torch_and_a_card_asking_for_other_views_
 
 
 def test_missing_export_says_how_to_make_one(tiny_model: Path) -> None:
-    from core.inference import Inspector
+    from core.inference.inspector import Inspector
 
     with pytest.raises(BundleError, match="inspector export"):
         Inspector(tiny_model, backend="onnx")
@@ -187,7 +182,7 @@ def test_missing_export_says_how_to_make_one(tiny_model: Path) -> None:
 def test_export_that_does_not_match_torch_writes_nothing(
     tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import core.onnx_export as onnx_export
+    import core.inference.export as onnx_export
 
     folder = _copy(tiny_model, tmp_path / "b")
     monkeypatch.setattr(onnx_export, "measure_parity", lambda *_a, **_k: (0.0, 0.2))
@@ -211,7 +206,7 @@ finally:
 
 
 def test_onnx_station_runs_without_torch(exported: Path, pair_data: Path, tmp_path: Path) -> None:
-    from core.inference import Inspector
+    from core.inference.inspector import Inspector
 
     image = sorted((pair_data / "bad").glob("*.png"))[0]
     result = subprocess.run(
@@ -251,11 +246,11 @@ def test_per_image_normalisation_makes_lighting_say_nothing_on_both_backends(
     import cv2
     import torch
 
-    from core.bundle import load_net
     from core.cli import main
-    from core.inference import Inspector
-    from core.preprocess import Preset
-    from core.train import TrainConfig, train
+    from core.imaging.preprocess import Preset
+    from core.inference.inspector import Inspector
+    from core.model.bundle import load_net
+    from core.training.fit import TrainConfig, train
 
     images = _images(pair_data)
     relit = [_relit(im) for im in images]
@@ -308,10 +303,10 @@ def test_a_max_pooling_bundle_is_rebuilt_with_max_pooling_on_both_backends(
 ) -> None:
     from torch import nn
 
-    from core.bundle import load_net
     from core.cli import main
-    from core.inference import Inspector
-    from core.train import TrainConfig, train
+    from core.inference.inspector import Inspector
+    from core.model.bundle import load_net
+    from core.training.fit import TrainConfig, train
 
     card = train(
         TrainConfig(architecture="tiny_cnn", input_size=32, epochs=1, batch_size=16, val_fraction=0.25,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from core.overlay import make_overlay, part_mask
-from core.synth import part_image
+from core.imaging.overlay import make_overlay, part_mask
+from core.synth.parts import part_image
 
 
 def _reference(image: np.ndarray, heatmap: np.ndarray, alpha: float) -> np.ndarray:

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 
-from core.imageio import read_image
-from core.inference import Inspector
-from core.review_cam import REVIEW_METHODS, Reviewer
+from core.imaging.decode import read_image
+from core.inference.inspector import Inspector
+from core.model.review_cam import REVIEW_METHODS, Reviewer
 
 
 def test_every_method_gives_an_8_bit_heatmap_and_gradcam_matches_the_station(

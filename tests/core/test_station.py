@@ -8,10 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.station import build_runtime
+from core.common.types import Verdict
+from core.station.runtime import build_runtime
 from core.storage import VisualLog
-from core.synth import part_image
-from core.types import Verdict
+from core.synth.parts import part_image
 
 
 def _write_parts(inbox: Path) -> dict[str, str]:
@@ -94,8 +94,8 @@ def test_writer_group_commit_falls_back_to_one_row_per_part(tmp_path: Path) -> N
     """An odd part in a group costs the others nothing: each still gets exactly one row."""
     from datetime import UTC, datetime
 
-    from core.station import _Job, _record_group
-    from core.types import Inspection, Part
+    from core.common.types import Inspection, Part
+    from core.station.runtime import _Job, _record_group
 
     def part(i: int) -> Part:
         image, _ = part_image(12, i, defective=False, size=64)

@@ -25,11 +25,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "sources"))
 from source_helpers import make_png, png_chunk  # noqa: E402
 
-from core.fileio import sha256_bytes  # noqa: E402
-from core.station import StationRuntime, build_runtime  # noqa: E402
+from core.common.fileio import sha256_bytes  # noqa: E402
+from core.common.types import Part  # noqa: E402
+from core.station.runtime import StationRuntime, build_runtime  # noqa: E402
 from core.storage import VisualLog  # noqa: E402
-from core.synth import part_image  # noqa: E402
-from core.types import Part  # noqa: E402
+from core.synth.parts import part_image  # noqa: E402
 
 FAST_SOURCE = {"settle_s": 0.1, "scan_interval_s": 0.1, "truncated_grace_s": 0.2}
 
@@ -220,7 +220,7 @@ def test_file_committed_before_a_crash_is_moved_without_a_second_row(
     (inbox / "new.png").write_bytes(_encode(".png", part_image(9, 1, defective=True, size=128)[0]))
     # The previous run committed the rows of the first two files and was killed before moving them.
     with VisualLog(f"sqlite:///{store / 'log.sqlite'}", media_root=store / "media", station="line-1") as log:
-        from core.inference import Inspector
+        from core.inference.inspector import Inspector
 
         inspection = Inspector(tiny_model).inspect(cv2.imdecode(np.frombuffer(data, np.uint8), 0))
         for name, payload, result in (

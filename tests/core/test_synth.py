@@ -1,4 +1,4 @@
-"""Tests for the synthetic part generator (core.synth)."""
+"""Tests for the synthetic part generator (core.synth.parts)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,15 @@ import cv2
 import numpy as np
 import pytest
 
-from core import synth
-from core.synth import DEFECT_KINDS, PartSpec, feed_hot_folder, generate_dataset, part_image, render_part
+from core.synth import parts as synth
+from core.synth.parts import (
+    DEFECT_KINDS,
+    PartSpec,
+    feed_hot_folder,
+    generate_dataset,
+    part_image,
+    render_part,
+)
 
 SIZE = 256  # small enough to keep the suite fast, large enough for every defect to show
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.data import Sample
-from core.evaluate import evaluate, upper_bound
-from core.train import TrainConfig, choose_samples
+from core.training.data import Sample
+from core.training.evaluation import evaluate, upper_bound
+from core.training.fit import TrainConfig, choose_samples
 
 
 def test_clopper_pearson_upper_bound() -> None:
@@ -78,13 +78,13 @@ def test_torchrun_two_processes_gloo(pair_data: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     card = json.loads((out / "model.json").read_text())
     assert card["architecture"] == "tiny_cnn" and card["metrics"]["processes"] == 2
-    from core.inference import Inspector
+    from core.inference.inspector import Inspector
 
     assert Inspector(out).card.input_size == 48
 
 
 def test_leak_check_needs_the_scores_to_move_not_only_the_rate() -> None:
-    from core.evaluate import scores_agree
+    from core.training.evaluation import scores_agree
 
     rng = np.random.default_rng(0)
     # The notebook's recipe: augmented good parts score as good, plain ones as bad.
@@ -100,10 +100,10 @@ def test_leak_check_needs_the_scores_to_move_not_only_the_rate() -> None:
 def test_views_are_kept_in_the_bundle_and_the_threshold_is_chosen_on_them(
     pair_data: Path, tmp_path: Path
 ) -> None:
-    from core.bundle import load_net
-    from core.data import read_manifest
-    from core.metrics import threshold_with_margin
-    from core.train import load_images, train, view_scores
+    from core.common.metrics import threshold_with_margin
+    from core.model.bundle import load_net
+    from core.training.data import read_manifest
+    from core.training.fit import load_images, train, view_scores
 
     config = TrainConfig(
         architecture="tiny_cnn", input_size=32, epochs=2, batch_size=16, val_fraction=0.25,
@@ -124,7 +124,7 @@ def test_views_are_kept_in_the_bundle_and_the_threshold_is_chosen_on_them(
 def test_focal_loss_is_weighted_cross_entropy_at_gamma_0_and_spares_easy_parts() -> None:
     import torch
 
-    from core.train import make_loss
+    from core.training.fit import make_loss
 
     labels = np.array([0] * 30 + [1] * 10)  # bad weight = 30 / 10 x 2 = 6
     torch.manual_seed(0)
@@ -146,7 +146,7 @@ def test_focal_loss_is_weighted_cross_entropy_at_gamma_0_and_spares_easy_parts()
 
 def test_focal_loss_trains_a_bundle_in_a_single_epoch(pair_data: Path, tmp_path: Path) -> None:
     # One epoch of 60 parts is 4 steps: the one-cycle schedule once divided by zero there.
-    from core.train import train
+    from core.training.fit import train
 
     config = TrainConfig(
         architecture="tiny_cnn", input_size=32, epochs=1, batch_size=16, val_fraction=0.25,
@@ -158,7 +158,7 @@ def test_focal_loss_trains_a_bundle_in_a_single_epoch(pair_data: Path, tmp_path:
 
 
 def test_scale_jitter_zooms_the_part_about_its_centre() -> None:
-    from core.augment import augment
+    from core.training.augment import augment
 
     image = np.full((96, 96), 40, np.uint8)
     cv2 = pytest.importorskip("cv2")
@@ -180,7 +180,7 @@ def test_scale_jitter_zooms_the_part_about_its_centre() -> None:
 def test_synthetic_spots_are_small_dark_pits_on_the_part() -> None:
     import cv2
 
-    from core.augment import add_spots
+    from core.training.augment import add_spots
 
     image = np.full((128, 128), 120, np.uint8)  # background
     cv2.circle(image, (64, 64), 50, 200, -1)  # bright metal
@@ -199,8 +199,8 @@ def test_synthetic_spots_are_small_dark_pits_on_the_part() -> None:
 def test_synthetic_spots_turn_only_good_images_into_bad_ones() -> None:
     import torch
 
-    from core.preprocess import Preset
-    from core.train import train_one_epoch
+    from core.imaging.preprocess import Preset
+    from core.training.fit import train_one_epoch
 
     seen: list[np.ndarray] = []
 
@@ -231,8 +231,8 @@ def test_pits_keep_their_depth_when_augmented_at_the_source_size() -> None:
     """
     import cv2
 
-    from core.augment import augment
-    from core.preprocess import Preset
+    from core.imaging.preprocess import Preset
+    from core.training.augment import augment
 
     preset = Preset(input_size=224)
     image = np.full((300, 300), 150, np.uint8)
@@ -256,8 +256,8 @@ def test_training_images_held_at_augment_size_reach_the_net_at_the_input_size(tm
     import cv2
     import torch
 
-    from core.preprocess import Preset
-    from core.train import load_images, train_one_epoch
+    from core.imaging.preprocess import Preset
+    from core.training.fit import load_images, train_one_epoch
 
     paths = []
     for i in range(6):
@@ -295,8 +295,8 @@ def test_training_can_start_from_a_bundle_and_refuses_a_foreign_or_tampered_one(
 ) -> None:
     from safetensors.torch import load_file
 
-    from core.bundle import WEIGHTS_FILE, BundleError, read_card
-    from core.train import train
+    from core.model.bundle import WEIGHTS_FILE, BundleError, read_card
+    from core.training.fit import train
 
     card = read_card(tiny_model)
     start = load_file(str(tiny_model / WEIGHTS_FILE))
@@ -326,7 +326,7 @@ def test_a_run_can_reuse_an_earlier_split_and_refuses_changed_images(pair_data: 
     import json
     import shutil
 
-    from core.train import train
+    from core.training.fit import train
 
     data = tmp_path / "data"
     shutil.copytree(pair_data, data)
@@ -360,7 +360,7 @@ def test_a_run_can_reuse_an_earlier_split_and_refuses_changed_images(pair_data: 
 
 
 def test_a_time_limit_stops_training_after_the_epoch_that_passes_it(pair_data: Path, tmp_path: Path) -> None:
-    from core.train import train
+    from core.training.fit import train
 
     config = TrainConfig(
         architecture="tiny_cnn", input_size=32, epochs=3, patience=3, batch_size=16, val_fraction=0.25,
@@ -377,8 +377,8 @@ def test_a_time_limit_stops_training_after_the_epoch_that_passes_it(pair_data: P
 def test_batches_augmented_by_a_thread_pool_are_the_batches_of_one_thread() -> None:
     import torch
 
-    from core.preprocess import Preset
-    from core.train import train_one_epoch
+    from core.imaging.preprocess import Preset
+    from core.training.fit import train_one_epoch
 
     images = np.random.default_rng(4).integers(0, 255, size=(40, 48, 48), dtype=np.uint8)
     labels = np.array([0, 1] * 20)
@@ -440,7 +440,7 @@ def test_train_flag_arch_offers_every_architecture_and_refuses_others(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from core.cli import build_parser
-    from core.models import ARCHITECTURES
+    from core.model.architectures import ARCHITECTURES
 
     parser = build_parser()
     for name in ARCHITECTURES:

@@ -12,7 +12,7 @@ from gui_fakes import FakeLine, make_inspected_part  # noqa: E402
 from PySide6.QtCore import QThread, QtMsgType, qInstallMessageHandler  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from core.types import InspectedPart, Verdict  # noqa: E402
+from core.common.types import InspectedPart, Verdict  # noqa: E402
 
 # Known harmless noise of the offscreen platform plugin.
 _IGNORED_QT_MESSAGES = ("propagateSizeHints",)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import cv2
 import numpy as np
 
-from core.types import Decision, InspectedPart, Verdict, new_part_id
+from core.common.types import Decision, InspectedPart, Verdict, new_part_id
 
 THRESHOLD = 0.5
 
@@ -155,7 +155,7 @@ class FakeLine:
 
 
 class FakeRuntime:
-    """Stands in for ``core.station.StationRuntime`` in widget tests only."""
+    """Stands in for ``core.station.runtime.StationRuntime`` in widget tests only."""
 
     station_name = "line-3 / station A"
     source_description = "hot folder /srv/inspector/hotfolder/inbox"

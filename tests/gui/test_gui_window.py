@@ -11,7 +11,7 @@ from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QApplication
 
-from core.types import Verdict
+from core.common.types import Verdict
 from inspector_gui import app as app_module
 from inspector_gui import theme
 from inspector_gui.main_window import REPAINT_INTERVAL_MS, Counters, StationWindow

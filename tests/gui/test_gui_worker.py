@@ -7,7 +7,7 @@ import pytest
 from gui_fakes import FakeLine, make_inspected_part
 from PySide6.QtCore import QObject, Slot
 
-from core.types import Verdict
+from core.common.types import Verdict
 from inspector_gui.worker import (
     BACKOFF_FIRST_S,
     BACKOFF_MAX_S,

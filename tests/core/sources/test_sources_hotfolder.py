@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
+from core.common.types import Decision, Part, Verdict
 from core.sources.hotfolder import HotFolderSource, is_network_path
-from core.types import Decision, Part, Verdict
 
 
 def _png(seed: int, size: int = 96) -> bytes:

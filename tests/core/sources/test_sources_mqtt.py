@@ -16,8 +16,8 @@ import pytest
 from source_helpers import free_port
 
 from core.outputs import open_output
-from core.station import build_runtime
-from core.synth import part_image
+from core.station.runtime import build_runtime
+from core.synth.parts import part_image
 
 MOSQUITTO = shutil.which("mosquitto") or (
     "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").is_file() else None

@@ -16,7 +16,7 @@ import pytest
 from source_helpers import StreamServer, conveyor_frames, free_port, needs_ffmpeg, write_video
 
 from core.sources.live import OVERFLOW_REASON
-from core.station import build_runtime
+from core.station.runtime import build_runtime
 
 
 @pytest.fixture(autouse=True)

@@ -28,9 +28,9 @@ def _write(line: str) -> None:
 def _child(url: str, media_root: Path, seed: int) -> None:
     import numpy as np
 
-    from core.fileio import sha256_bytes
+    from core.common.fileio import sha256_bytes
+    from core.common.types import Inspection, Part
     from core.storage import VisualLog
-    from core.types import Inspection, Part
 
     started = time.perf_counter()
     model_hash = sha256_bytes(b"kill test model")
@@ -66,8 +66,8 @@ def _warm_up(url: str, scratch: Path) -> None:
     """
     import numpy as np
 
+    from core.common.types import Inspection, Part
     from core.storage import VisualLog
-    from core.types import Inspection, Part
 
     with VisualLog("sqlite://", media_root=scratch, station="warm-up") as log:
         image = np.zeros((8, 8), dtype=np.uint8)

@@ -10,9 +10,9 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from core.fileio import sha256_bytes
+from core.common.fileio import sha256_bytes
+from core.common.types import Inspection, Part
 from core.storage import VisualLog
-from core.types import Inspection, Part
 
 START = datetime(2025, 3, 14, 9, 30, 0, 123456, tzinfo=UTC)
 MODEL_HASH = sha256_bytes(b"a tiny model")

@@ -12,9 +12,9 @@ from sqlalchemy import text
 from storage_helpers import MODEL_HASH, FakeClock, make_inspection, make_part, tamper
 
 from core.cli import main
+from core.common.types import Decision, Verdict
 from core.storage import NotAllowedError, ReviewOutcome, VisualLog
 from core.storage.chain import GENESIS_HASH, _canonical, decision_hash
-from core.types import Decision, Verdict
 
 
 def _fill(log: VisualLog, user: str) -> list[Decision]:

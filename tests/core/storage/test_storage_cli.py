@@ -12,9 +12,9 @@ from sqlalchemy import text
 from storage_helpers import MODEL_HASH, make_inspection, make_part, media_files
 
 from core.cli import main
+from core.common.types import Verdict
 from core.storage import VisualLog
 from core.storage.backup import backup
-from core.types import Verdict
 
 
 def test_online_backup_while_the_station_writes(

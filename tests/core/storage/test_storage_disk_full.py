@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import text
 from storage_helpers import MODEL_HASH, FakeClock, make_inspection
 
+from core.common.types import Decision, Part
 from core.storage import StorageError, VisualLog
-from core.types import Decision, Part
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="tmpfs is Linux")
 

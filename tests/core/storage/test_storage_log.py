@@ -26,9 +26,9 @@ from storage_helpers import (
     rows_in_db,
 )
 
-from core.fileio import sha256_bytes
+from core.common.fileio import sha256_bytes
+from core.common.types import Decision, Inspection, Verdict
 from core.storage import DuplicatePartError, Entry, StorageError, VisualLog, make_engine
-from core.types import Decision, Inspection, Verdict
 
 # ---------------------------------------------------------------------------- recording
 

@@ -17,10 +17,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from storage_helpers import MODEL_HASH, make_inspection, make_part
 
+from core.common.types import Verdict
 from core.storage import StorageError, VisualLog, make_engine
 from core.storage.migrate import HEAD_REVISION, MIGRATIONS, SchemaVersionError
 from core.storage.schema import Base
-from core.types import Verdict
 
 
 def _config() -> Config:

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import event, text
 from storage_helpers import MODEL_HASH, FakeClock, make_inspection, make_part
 
+from core.common.types import Decision, Verdict
 from core.storage import HourCount, VisualLog
-from core.types import Decision, Verdict
 
 T0 = datetime(2025, 3, 14, 6, 0, tzinfo=UTC)
 SCORES = [0.05, 0.95, 0.45, None, 0.55, 0.5, 0.2, 0.8, None, 0.49, 0.7, 0.1]  # one every 20 minutes

@@ -12,10 +12,10 @@ import pytest
 from storage_helpers import MODEL_HASH, make_inspection, make_part, tamper
 
 from core.cli import main
-from core.fileio import sha256_bytes
+from core.common.fileio import sha256_bytes
+from core.common.types import Verdict
 from core.reports import ShiftPlan, safe_cell, write_shift_report
 from core.storage import VisualLog
-from core.types import Verdict
 
 BERLIN = ZoneInfo("Europe/Berlin")
 PLAN = "06:00=early,14:00=late,22:00=night"

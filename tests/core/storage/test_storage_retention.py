@@ -15,9 +15,9 @@ from storage_helpers import MODEL_HASH, FakeClock, make_inspection, make_part, r
 
 import core.storage.retention as retention_module
 from core.cli import main
+from core.common.types import Decision, Verdict
 from core.storage import VisualLog
 from core.storage.retention import RetentionPolicy
-from core.types import Decision, Verdict
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 NO_AGE = RetentionPolicy(good_days=None, not_inspected_days=None, bad_days=None)

@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from core.common.types import Verdict
 from core.storage import VisualLog
-from core.types import Verdict
 
 ROUNDS = int(os.environ.get("INSPECTOR_SIGKILL_ROUNDS", "50"))
 PG_ROUNDS = int(os.environ.get("INSPECTOR_SIGKILL_PG_ROUNDS", "25"))

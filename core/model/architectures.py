@@ -2,7 +2,7 @@
 
 The split is what makes Grad-CAM nearly free: the target layer is the end of ``features``, and
 the gradient of the bad logit reaches it only through the average pooling and the small ``head``
-(see ``core.explain``). Class index 0 is good, 1 is bad.
+(see ``core.model.explain``). Class index 0 is good, 1 is bad.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ ARCHITECTURES: tuple[str, ...] = (
     "tiny_cnn",
     "fullres_cnn",
 )
-# Plain CNNs of our own (core.models._plain_cnn): no pretrained weights exist for them.
+# Plain CNNs of our own (core.model.architectures._plain_cnn): no pretrained weights exist for them.
 OWN_ARCHITECTURES: tuple[str, ...] = ("tiny_cnn", "fullres_cnn")
 CLASS_NAMES: tuple[str, str] = ("good", "bad")
 BAD_INDEX = 1
@@ -38,7 +38,7 @@ def _inspection_net_class() -> type:
             super().__init__()
             self.features = features
             # Global max pooling lets one small defect decide; Grad-CAM's channel weights are
-            # the same for either pooling (see core.explain).
+            # the same for either pooling (see core.model.explain).
             self.pool = nn.AdaptiveMaxPool2d(1) if pool == "max" else nn.AdaptiveAvgPool2d(1)
             self.head = head
 

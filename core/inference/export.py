@@ -10,7 +10,7 @@ ONNX Runtime alone: torch and onnx are imported only inside the export functions
 
 The graph takes ``input`` (N x C x H x W float32, N dynamic, H = W = the card's input size) and
 returns ``score`` [N] and ``cam`` [N, h, w] (the raw cam of the bad class before normalisation;
-``core.explain.normalise_cams`` turns it into the heatmap for either backend).
+``core.model.explain.normalise_cams`` turns it into the heatmap for either backend).
 """
 
 from __future__ import annotations
@@ -20,120 +20,34 @@ import json
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
-from core.bundle import BundleError, ModelCard, bundle_dir, read_card
-from core.fileio import sha256_bytes, write_atomic
+from core.common.fileio import sha256_bytes, write_atomic
+from core.model.bundle import BundleError, ModelCard, bundle_dir
 
 if TYPE_CHECKING:
     from torch import nn
 
-ONNX_FILE = "model.onnx"
-ONNX_CARD_FILE = "onnx.json"
-INPUT_NAME = "input"
-OUTPUT_NAMES = ("score", "cam")
-DEFAULT_OPSET = 17
-ONNX_FORMAT_VERSION = 1
+from core.inference.onnx_bundle import (
+    DEFAULT_OPSET,
+    INPUT_NAME,
+    ONNX_CARD_FILE,
+    ONNX_FILE,
+    ONNX_FORMAT_VERSION,
+    OUTPUT_NAMES,
+    OnnxCard,
+)
+
 # The same bound as the Grad-CAM parity tests: normalised heatmaps within 1e-3, and the score to
 # float32 rounding of a differently fused graph.
 HEATMAP_TOLERANCE = 1e-3
 SCORE_TOLERANCE = 1e-4
 
 
-class OnnxCard(BaseModel):
-    """The sidecar of ``model.onnx``: what it was made from and how well it matched PyTorch."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, title="ONNX export card")
-
-    format_version: int = Field(ONNX_FORMAT_VERSION, description="Version of this card's schema.")
-    onnx_sha256: str = Field(description="SHA-256 of model.onnx.")
-    weights_sha256: str = Field(description="SHA-256 of the safetensors weights it was exported from.")
-    opset: int = Field(description="ONNX opset of the graph.")
-    views: int = Field(1, description="Views of each part averaged inside the graph (the model card's).")
-    pooling: Literal["avg", "max"] = Field(
-        "avg", description="Global pooling inside the graph (the model card's)."
-    )
-    input_name: str = Field(INPUT_NAME, description="Name of the N x C x H x W float32 input.")
-    output_names: tuple[str, str] = Field(OUTPUT_NAMES, description="Score [N] and raw cam [N, h, w].")
-    parity_max_abs_score: float = Field(description="Largest score difference to PyTorch at export.")
-    parity_max_abs_heatmap: float = Field(
-        description="Largest difference of the normalised heatmaps to PyTorch at export."
-    )
-    exported_at: str = Field(description="UTC time of the export, ISO 8601.")
-    exporter: str = Field(description="The tool that wrote the graph, with its version.")
-
-
 class OnnxExportError(BundleError):
     """The export failed or did not match PyTorch; nothing was written."""
-
-
-def onnx_path(bundle: Path) -> Path:
-    return bundle_dir(bundle) / ONNX_FILE
-
-
-def has_onnx(bundle: Path) -> bool:
-    folder = bundle_dir(bundle)
-    return (folder / ONNX_FILE).is_file() and (folder / ONNX_CARD_FILE).is_file()
-
-
-def read_onnx_card(bundle: Path) -> tuple[ModelCard, OnnxCard]:
-    """Read a bundle's card and its ONNX sidecar, checking every hash; no torch needed.
-
-    Raises:
-        BundleError: see ``load_onnx``.
-    """
-    card, onnx_card, _ = load_onnx(bundle)
-    return card, onnx_card
-
-
-def load_onnx(bundle: Path) -> tuple[ModelCard, OnnxCard, bytes]:
-    """The bundle's card, ONNX sidecar and the ONNX model's bytes, all hash-checked.
-
-    The bytes returned are the ones that were hashed, so a session made from them runs exactly
-    the checked model. Needs neither torch nor onnx.
-
-    Raises:
-        BundleError: No export, an unreadable sidecar, a ``model.onnx`` whose hash does not match,
-            or an export made from other weights than the bundle's (stale export).
-    """
-    folder = bundle_dir(bundle)
-    card = read_card(folder)
-    model_path, sidecar = folder / ONNX_FILE, folder / ONNX_CARD_FILE
-    if not model_path.is_file() or not sidecar.is_file():
-        raise BundleError(
-            f"{folder} has no ONNX export ({ONNX_FILE} and {ONNX_CARD_FILE}); "
-            f"run `inspector export {folder} --onnx` on a machine with PyTorch"
-        )
-    try:
-        onnx_card = OnnxCard.model_validate_json(sidecar.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise BundleError(f"{sidecar}: unreadable ONNX card: {exc}") from exc
-    if onnx_card.weights_sha256 != card.weights_sha256:
-        raise BundleError(
-            f"{model_path} was exported from other weights ({onnx_card.weights_sha256[:12]}…) than the "
-            f"bundle's ({card.weights_sha256[:12]}…); export it again. Refusing to load it."
-        )
-    if onnx_card.views != card.views:
-        raise BundleError(
-            f"{model_path} averages {onnx_card.views} view(s) of each part but the model card asks for "
-            f"{card.views}; export it again. Refusing to load it."
-        )
-    if onnx_card.pooling != card.pooling:
-        raise BundleError(
-            f"{model_path} pools its features by {onnx_card.pooling} but the model card asks for "
-            f"{card.pooling} pooling; export it again. Refusing to load it."
-        )
-    data = model_path.read_bytes()
-    actual = sha256_bytes(data)
-    if actual != onnx_card.onnx_sha256:
-        raise BundleError(
-            f"{model_path}: hash {actual[:12]}… does not match its card's {onnx_card.onnx_sha256[:12]}…; "
-            "the file was changed or corrupted. Refusing to load it."
-        )
-    return card, onnx_card, data
 
 
 def export_net(
@@ -142,7 +56,7 @@ def export_net(
     """Serialise the score-and-cam graph of an ``InspectionNet`` (eval mode, CPU) to ONNX bytes."""
     import torch
 
-    from core.explain import score_and_cam
+    from core.model.explain import score_and_cam
 
     module = score_and_cam(net, views=views).cpu().eval()
     example = torch.zeros(1, channels, input_size, input_size)
@@ -167,10 +81,25 @@ def export_net(
 
 
 def parity_inputs(card: ModelCard, count: int = 4) -> np.ndarray:
-    """Generated good and bad parts at the model's input, preprocessed: the export-time check."""
-    from core.synth import part_image
+    """Plain generated pictures at the model's input, preprocessed: the export-time check.
 
-    images = [part_image(7, i, defective=bool(i % 2), size=card.input_size)[0] for i in range(count)]
+    A bright disc on a dark, noisy ground, with dark pits on every other one, so that the
+    scores and heatmaps compared span more than one flat picture. Seeded: every export checks
+    the same pictures.
+    """
+    rng = np.random.default_rng(7)
+    size = card.input_size
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    images = []
+    for i in range(count):
+        cx, cy = size * (0.45 + 0.1 * rng.random(2))
+        disc = (xx - cx) ** 2 + (yy - cy) ** 2 <= (0.35 * size) ** 2
+        img = np.where(disc, 170.0, 40.0) + rng.normal(0.0, 12.0, (size, size))
+        if i % 2:
+            for _ in range(3):
+                px, py = cx + rng.uniform(-0.2, 0.2) * size, cy + rng.uniform(-0.2, 0.2) * size
+                img[(xx - px) ** 2 + (yy - py) ** 2 <= (0.03 * size) ** 2] = 25.0
+        images.append(np.clip(img, 0, 255).astype(np.uint8))
     return card.preset.batch(images)
 
 
@@ -184,8 +113,8 @@ def measure_parity(
     """
     import torch
 
-    from core.explain import normalise_cams, score_and_cam
-    from core.inference import ort_session
+    from core.inference.backends import ort_session
+    from core.model.explain import normalise_cams, score_and_cam
 
     module = score_and_cam(net, views=views).cpu().eval()
     with torch.inference_mode():
@@ -215,7 +144,7 @@ def export_bundle(bundle: Path, *, opset: int = DEFAULT_OPSET) -> OnnxCard:
     """
     import torch
 
-    from core.bundle import load_net
+    from core.model.bundle import load_net
 
     folder = bundle_dir(bundle)
     net, card = load_net(folder)

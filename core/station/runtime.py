@@ -39,11 +39,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
+from core.common.types import InspectedPart, Inspection, Part, Verdict
 from core.sources import Backpressure, Source, SourceStatus
-from core.types import InspectedPart, Inspection, Part, Verdict
 
 if TYPE_CHECKING:
-    from core.inference import Inspector
+    from core.inference.inspector import Inspector
     from core.storage import VisualLog
 
 log = logging.getLogger(__name__)
@@ -557,7 +557,7 @@ def build_runtime(
     Args:
         source_spec: See ``core.sources.open_source``.
         model: The model bundle.
-        db_url, media_root: The visual log (defaults: ``core.paths``).
+        db_url, media_root: The visual log (defaults: ``core.common.paths``).
         station_name: Recorded with every decision.
         device, threshold, backend, threads: For the ``Inspector``.
         max_parts: Take no part after this many.
@@ -565,16 +565,15 @@ def build_runtime(
         background_writer: Write rows on a writer thread (see ``StationRuntime``).
         source_options: Passed to the source (e.g. ``settle_s``, ``trigger``, ``queue_size``).
     """
-    from core.inference import Inspector
+    from core.inference.inspector import Inspector
     from core.sources import open_source
-    from core.sources.dedupe import content_lookup
     from core.storage import VisualLog
 
     inspector = Inspector(model, device=device, threshold=threshold, backend=backend, threads=threads)
     visual_log = VisualLog(db_url, media_root=media_root, station=station_name)
     try:
         _record_model_and_threshold(visual_log, inspector)
-        source = open_source(source_spec, seen=content_lookup(visual_log), **(source_options or {}))
+        source = open_source(source_spec, seen=visual_log.find_by_content_hash, **(source_options or {}))
     except BaseException:
         visual_log.close()
         raise

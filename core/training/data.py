@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.fileio import sha256_file, write_atomic
-from core.imageio import IMAGE_SUFFIXES
+from core.common.fileio import sha256_file, write_atomic
+from core.imaging.decode import IMAGE_SUFFIXES
 
 DEFAULT_CLASS_MAP: dict[str, str] = {
     "good": "good",

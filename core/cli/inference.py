@@ -74,8 +74,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from core.imageio import DecodeError, read_image
-    from core.inference import Inspector
+    from core.imaging.decode import DecodeError, read_image
+    from core.inference.inspector import Inspector
 
     inspector = Inspector(
         args.model,
@@ -86,7 +86,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     )
     reviewer = None
     if args.cam:
-        from core.review_cam import REVIEW_METHODS, Reviewer
+        from core.model.review_cam import REVIEW_METHODS, Reviewer
 
         if args.cam not in REVIEW_METHODS:
             print(f"inspector predict: unknown --cam {args.cam!r}; choose one of {', '.join(REVIEW_METHODS)}",
@@ -116,7 +116,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             if args.heatmap_dir:
                 import cv2
 
-                from core.overlay import make_overlay
+                from core.imaging.overlay import make_overlay
 
                 heatmap = result.heatmap if reviewer is None else reviewer.explain(image, args.cam)[1]
                 overlay = make_overlay(image, heatmap)
@@ -133,7 +133,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from core.onnx_export import DEFAULT_OPSET, ONNX_FILE, export_bundle
+    from core.inference.export import export_bundle
+    from core.inference.onnx_bundle import DEFAULT_OPSET, ONNX_FILE
 
     card = export_bundle(args.model, opset=args.opset or DEFAULT_OPSET)
     print(
@@ -144,7 +145,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from core.bench import bench_devices, format_report, list_images, plot_latency, run_bench
+    from core.station.bench import bench_devices, format_report, list_images, plot_latency, run_bench
 
     images = list_images(args.image_dir)
     reports = []

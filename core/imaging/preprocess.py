@@ -1,6 +1,6 @@
 """The one eval preset: the pixels that training, evaluation and the line all feed the model.
 
-Images come in as decoded uint8 grayscale (see ``core.imageio``). The preset resizes them to the
+Images come in as decoded uint8 grayscale (see ``core.imaging.decode``). The preset resizes them to the
 model's square input, scales to 0..1 and normalises; an RGB model gets the gray channel three
 times (the parts are gray; the RGB option exists for the comparison experiments).
 

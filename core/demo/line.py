@@ -14,11 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.bundle import BundleError, read_card
-from core.paths import demo_dir
+from core.common.paths import demo_dir
+from core.model.bundle import BundleError, read_card
 
 if TYPE_CHECKING:
-    from core.train import TrainConfig
+    from core.training.fit import TrainConfig
 
 # Bump when the recipe below changes, so a cached demo model from an older recipe is retrained.
 DEMO_RECIPE = 3
@@ -47,7 +47,7 @@ def ensure_demo_model(
     retrain: bool = False,
 ) -> Path:
     """The cached demo model bundle, trained first if missing, stale or damaged."""
-    from core.train import train
+    from core.training.fit import train
 
     folder = demo_model_dir()
     if not retrain:
@@ -136,7 +136,7 @@ def _render_pair(job: tuple[int, int, int, int]) -> tuple[bytes, bytes]:
     import cv2
     import numpy as np
 
-    from core.synth import render_part
+    from core.synth.parts import render_part
 
     seed, index, size, render_size = job
     pngs = []
@@ -152,14 +152,14 @@ def _render_pair(job: tuple[int, int, int, int]) -> tuple[bytes, bytes]:
 
 
 def _write_pair(out_dir: Path, index: int, pngs: tuple[bytes, bytes]) -> None:
-    from core.fileio import write_atomic
+    from core.common.fileio import write_atomic
 
     for label, png in zip(("good", "bad"), pngs, strict=True):
         write_atomic(out_dir / label / f"{label}_{index:05d}.png", png, fsync=False)
 
 
 def demo_training_config() -> TrainConfig:
-    from core.train import TrainConfig
+    from core.training.fit import TrainConfig
 
     # The generator already varies rotation, position, exposure and blur like the line does;
     # the class-agnostic augmentation only slowed learning within the budget, so it is off.
@@ -192,8 +192,8 @@ def _mark_recipe(folder: Path) -> None:
     """Record the recipe version in the card (the weights hash stays valid)."""
     import json
 
-    from core.bundle import CARD_FILE
-    from core.fileio import write_atomic
+    from core.common.fileio import write_atomic
+    from core.model.bundle import CARD_FILE
 
     card_path = folder / CARD_FILE
     doc = json.loads(card_path.read_text(encoding="utf-8"))
@@ -207,7 +207,7 @@ class DemoFeeder:
     def __init__(
         self, inbox: Path, *, rate_hz: float = 2.0, count: int | None = None, bad_fraction: float = 0.25
     ):
-        from core.synth import feed_hot_folder
+        from core.synth.parts import feed_hot_folder
 
         self.inbox = inbox
         self._stop = threading.Event()

@@ -2,7 +2,7 @@
 
 Plain functions (``train_one_epoch``, ``evaluate_scores``) driven by ``train``; the resolved
 config and a per-epoch CSV are written into the run folder, and the best epoch becomes a model
-bundle (see ``core.bundle``).
+bundle (see ``core.model.bundle``).
 """
 
 from __future__ import annotations
@@ -20,9 +20,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.augment import add_spots, augment
-from core.bundle import ModelCard, save_bundle
-from core.data import (
+from core.common.fileio import write_atomic
+from core.common.metrics import rates_at, threshold_for_miss_rate, threshold_with_margin
+from core.imaging.decode import read_image
+from core.imaging.preprocess import Preset
+from core.model.architectures import ARCHITECTURES, build_model
+from core.model.bundle import ModelCard, save_bundle
+from core.training.augment import add_spots, augment
+from core.training.data import (
     DEFAULT_CLASS_MAP,
     Sample,
     check_manifest_images,
@@ -32,11 +37,6 @@ from core.data import (
     stratified_split,
     write_manifest,
 )
-from core.fileio import write_atomic
-from core.imageio import read_image
-from core.metrics import rates_at, threshold_for_miss_rate, threshold_with_margin
-from core.models import ARCHITECTURES, build_model
-from core.preprocess import Preset
 
 if TYPE_CHECKING:
     import torch
@@ -105,7 +105,7 @@ class TrainConfig(BaseModel):
         0.0,
         ge=0,
         le=0.5,
-        description="Share of good training images that get a few small dark pits (core.augment.add_spots) "
+        description="Share of good training images that get a few small dark pits (core.training.augment.add_spots) "
         "and are then trained as bad: pinholes a small sample shows too rarely. 0 disables.",
     )
     augment_policy: Literal["both", "class_specific"] = Field(
@@ -117,7 +117,7 @@ class TrainConfig(BaseModel):
         "margin",
         description="'highest': the highest threshold that meets the target miss rate on validation, which "
         "sits on the score of the weakest validation defect. 'margin': the same validation figures, moved to "
-        "the middle of the gap below it (see core.metrics.threshold_with_margin).",
+        "the middle of the gap below it (see core.common.metrics.threshold_with_margin).",
     )
     fixed_threshold: float | None = Field(
         None,
@@ -213,7 +213,7 @@ def start_from_bundle(net: nn.Module, bundle: Path, config: TrainConfig) -> Mode
         BundleError: the bundle is not one, its weights do not match its card, or it holds
             another architecture or number of channels.
     """
-    from core.bundle import BundleError, load_weights_into, read_card
+    from core.model.bundle import BundleError, load_weights_into, read_card
 
     card = read_card(bundle)
     if (card.architecture, card.channels) != (config.architecture, config.channels):
@@ -370,7 +370,7 @@ def view_scores(
         return evaluate_scores(net, images, preset=preset, device=device)[0]
     import torch
 
-    from core.explain import score_and_cam
+    from core.model.explain import score_and_cam
 
     module = score_and_cam(net, views=views).eval()
     probs = []
@@ -448,9 +448,9 @@ def train(
     """
     import torch
 
-    from core.bundle import read_card
-    from core.inference import pick_device
-    from core.metrics import roc_auc
+    from core.common.metrics import roc_auc
+    from core.model.bundle import read_card
+    from core.model.device import pick_device
 
     if config.threads:
         torch.set_num_threads(config.threads)

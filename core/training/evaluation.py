@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from core.augment import augment
-from core.bundle import WEIGHTS_FILE, bundle_dir
-from core.data import Sample, check_manifest_images, read_manifest, scan_folder
-from core.fileio import write_atomic
-from core.imageio import DecodeError, read_image
+from core.common.fileio import write_atomic
+from core.imaging.decode import DecodeError, read_image
+from core.model.bundle import WEIGHTS_FILE, bundle_dir
+from core.training.augment import augment
+from core.training.data import Sample, check_manifest_images, read_manifest, scan_folder
 
 
 def upper_bound(failures: int, trials: int, confidence: float = 0.95) -> float:
@@ -89,7 +89,7 @@ def evaluate(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a bundle on labelled images and write the report; returns the report dict."""
-    from core.inference import Inspector
+    from core.inference.inspector import Inspector
 
     out_dir.mkdir(parents=True, exist_ok=True)
     inspector = Inspector(model)
@@ -269,7 +269,7 @@ def _gallery(out_dir: Path, usable: list[Sample], y: np.ndarray, p: np.ndarray,
              heatmaps: dict[int, np.ndarray], images: dict[int, np.ndarray]) -> None:  # fmt: skip
     import cv2
 
-    from core.overlay import make_overlay
+    from core.imaging.overlay import make_overlay
 
     if not heatmaps:
         return

@@ -11,7 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
-from core.models import ARCHITECTURES  # names only: torch is imported when a net is built
+from core.model.architectures import ARCHITECTURES  # names only: torch is imported when a net is built
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMAND_MODULES = ("core.storage.cli", "core.inference_cli", "core.sources.cli", "core.training_cli")
+COMMAND_MODULES = ("core.cli.storage", "core.cli.inference", "core.cli.sources", "core.cli.training")
 
 
 def _version() -> str:
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_headless(factory, quit_after: int | None, *, outputs=None, summary_s: float = 10.0) -> int:  # type: ignore[no-untyped-def]
     """Run a runtime on this thread until SIGINT/SIGTERM, ``quit_after`` parts or the source's end."""
-    from core.station import run_headless
+    from core.station.runtime import run_headless
 
     return run_headless(
         factory, quit_after=quit_after, outputs=outputs or ["jsonl"], summary_every_s=summary_s
@@ -211,8 +211,8 @@ def _run_gui(factory, *, title: str, quit_after: int | None, screenshot: Path | 
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from core.demo import DemoFeeder, demo_inbox, ensure_demo_model
-    from core.progress import ProgressBars
+    from core.common.progress import ProgressBars
+    from core.demo.line import DemoFeeder, demo_inbox, ensure_demo_model
 
     bars = ProgressBars(enabled=sys.stderr.isatty() or True)
     try:
@@ -226,7 +226,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"demo: watching {inbox} (parts fed at {args.rate:g}/s)", file=sys.stderr)
 
     def factory():  # type: ignore[no-untyped-def]
-        from core.station import build_runtime
+        from core.station.runtime import build_runtime
 
         return build_runtime(
             f"hotfolder:{inbox}", model, db_url=args.db, station_name="demo", max_parts=args.quit_after
@@ -242,7 +242,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     def factory():  # type: ignore[no-untyped-def]
-        from core.station import build_runtime
+        from core.station.runtime import build_runtime
 
         device = None if args.device == "auto" else args.device
         return build_runtime(
@@ -262,8 +262,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from core.progress import ProgressBars
-    from core.synth import generate_dataset
+    from core.common.progress import ProgressBars
+    from core.synth.parts import generate_dataset
 
     bars = ProgressBars()
     paths = generate_dataset(
@@ -276,7 +276,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_feed(args: argparse.Namespace) -> int:
-    from core.synth import feed_hot_folder
+    from core.synth.parts import feed_hot_folder
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -293,8 +293,8 @@ def _cmd_feed(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from core.progress import ProgressBars
-    from core.train import TrainConfig, train
+    from core.common.progress import ProgressBars
+    from core.training.fit import TrainConfig, train
 
     settings: dict[str, object] = {}
     if args.config:

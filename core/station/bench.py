@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from core.imageio import IMAGE_SUFFIXES, DecodeError, decode_image
-from core.inference import Inspector
-from core.types import Inspection, Part, Verdict
+from core.common.types import Inspection, Part, Verdict
+from core.imaging.decode import IMAGE_SUFFIXES, DecodeError, decode_image
+from core.inference.inspector import Inspector
 
 STAGES = ("decode", "preprocess", "inference", "overlay", "log")
 STAGE_HELP = {
@@ -231,7 +231,7 @@ def run_bench(
         work_dir: Where the throwaway log goes; default a temporary folder, removed afterwards.
         progress: Called with (parts logged, parts) now and then.
     """
-    from core.overlay import make_overlay
+    from core.imaging.overlay import make_overlay
     from core.storage import VisualLog
 
     if not images:
@@ -241,7 +241,7 @@ def run_bench(
         raise ValueError("the number of parts must be positive")
     load_before = _load_1min()
     if threads is None and pipelined:
-        from core.inference import default_threads
+        from core.model.device import default_threads
 
         threads = max(1, default_threads() - 1)
     inspector = Inspector(model, backend=backend, device=device, threads=threads)
@@ -369,7 +369,7 @@ def _threads_in_use(inspector: Inspector) -> int:
         import torch
 
         return int(torch.get_num_threads())
-    from core.inference import default_threads
+    from core.model.device import default_threads
 
     return default_threads()
 

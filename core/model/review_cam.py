@@ -1,6 +1,6 @@
 """Other class-activation methods for reviewing one part (pytorch-grad-cam).
 
-The station's heatmap is Grad-CAM computed inside the forward pass (``core.explain``). When a
+The station's heatmap is Grad-CAM computed inside the forward pass (``core.model.explain``). When a
 supervisor or engineer looks at one part more closely, other methods can show other things:
 Grad-CAM++ spreads the heat over several defects, EigenCAM needs no class, Score-CAM and
 Ablation-CAM use no gradients at all (slower: one forward pass per channel). They run on the
@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.explain import normalise_cams, to_uint8
+from core.model.explain import normalise_cams, to_uint8
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from core.bundle import ModelCard
+    from core.model.bundle import ModelCard
 
 # Name shown to users -> pytorch-grad-cam class name.
 REVIEW_METHODS: dict[str, str] = {
@@ -43,8 +43,8 @@ class Reviewer:
     """
 
     def __init__(self, bundle: Path, device: str | None = None) -> None:
-        from core.bundle import load_net
-        from core.inference import pick_device
+        from core.model.bundle import load_net
+        from core.model.device import pick_device
 
         net, card = load_net(Path(bundle))
         self.card: ModelCard = card
@@ -64,7 +64,7 @@ class Reviewer:
         import torch
         from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-        from core.models import cam_target_layer
+        from core.model.architectures import cam_target_layer
 
         cam_class = _cam_class(method)
         x = torch.from_numpy(self.card.preset.batch([image])).to(self.device)

@@ -168,7 +168,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_backup(args: argparse.Namespace) -> int:
-    from core import paths
+    from core.common import paths
     from core.storage.backup import backup
 
     url = args.db or paths.default_db_url()
@@ -241,7 +241,7 @@ def _cmd_shifts(args: argparse.Namespace) -> int:
 
 
 def _cmd_review(args: argparse.Namespace) -> int:
-    from core.types import Verdict
+    from core.common.types import Verdict
 
     with _open(args) as log:
         try:

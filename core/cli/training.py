@@ -22,9 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from core.evaluate import evaluate
-    from core.onnx_export import has_onnx
-    from core.progress import ProgressBars
+    from core.common.progress import ProgressBars
+    from core.inference.onnx_bundle import has_onnx
+    from core.training.evaluation import evaluate
 
     out = args.out or args.model / f"eval-{args.split}"
     if not has_onnx(args.model):

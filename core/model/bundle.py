@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core import __version__
-from core.fileio import sha256_file, write_atomic
-from core.preprocess import Preset
+from core.common.fileio import sha256_file, write_atomic
+from core.imaging.preprocess import Preset
 
 if TYPE_CHECKING:
     from torch import nn
@@ -38,7 +38,7 @@ class ModelCard(BaseModel):
 
     format_version: int = Field(FORMAT_VERSION, description="Version of this card's schema.")
     name: str = Field(description="Human name of the model, shown to operators.")
-    architecture: str = Field(description="One of core.models.ARCHITECTURES.")
+    architecture: str = Field(description="One of core.model.architectures.ARCHITECTURES.")
     input_size: int = Field(description="Square input side in pixels.")
     channels: int = Field(1, description="1 for grayscale, 3 for RGB.")
     mean: float = Field(0.5, description="Normalisation mean on the 0..1 scale.")
@@ -129,7 +129,7 @@ def load_weights_into(net: nn.Module, path: Path, card: ModelCard) -> None:
 
 def load_net(path: Path) -> tuple[nn.Module, ModelCard]:
     """Rebuild the network of a bundle in eval mode on the CPU."""
-    from core.models import build_model
+    from core.model.architectures import build_model
 
     card = read_card(path)
     net = build_model(card.architecture, channels=card.channels, pooling=card.pooling)

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from core.fileio import write_atomic
+from core.common.fileio import write_atomic
 
 __all__ = [
     "DEFECT_KINDS",
