@@ -11,6 +11,24 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 
+# Skips that mean "a service this machine lacks": in CI (INSPECTOR_REQUIRE_SERVICES=1, set by
+# .ci/run, which installs and starts every one of them) they are failures, so a broken install
+# cannot turn the PostgreSQL, camera-stream, MQTT or disk-full tests into silent skips.
+SERVICE_SKIPS = ("INSPECTOR_TEST_PG_URL", "ffmpeg", "mosquitto", "paho-mqtt", "tmpfs", "fork()")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    if not report.skipped or os.environ.get("INSPECTOR_REQUIRE_SERVICES") != "1":
+        return
+    reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if any(service in reason for service in SERVICE_SKIPS):
+        report.outcome = "failed"
+        report.longrepr = f"required service missing (INSPECTOR_REQUIRE_SERVICES=1): {reason}"
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing a test does lands in the real user data directory."""
