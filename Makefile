@@ -23,6 +23,7 @@ demo: setup
 
 test: setup
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/ruff check core inspector_gui tests
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 

@@ -18,8 +18,8 @@ _PART_LEVEL = 12  # background of a part on black is below this grey level
 def part_mask(image: np.ndarray, level: int = _PART_LEVEL) -> np.ndarray:
     """A float mask (0..1) of where the part is, softened so the overlay has no hard edge."""
     mask = (image > level).astype(np.uint8)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
-    return cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigmaX=max(1.0, image.shape[1] / 256))
+    closed = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    return cv2.GaussianBlur(closed.astype(np.float32), (0, 0), sigmaX=max(1.0, image.shape[1] / 256))
 
 
 def make_overlay(

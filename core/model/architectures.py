@@ -43,7 +43,8 @@ def _inspection_net_class() -> type:
             self.head = head
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.head(torch.flatten(self.pool(self.features(x)), 1))
+            logits: torch.Tensor = self.head(torch.flatten(self.pool(self.features(x)), 1))
+            return logits
 
     return InspectionNet
 
