@@ -12,6 +12,9 @@ import json
 import sys
 from pathlib import Path
 
+from core.cli.flags import ranged
+from core.common.errors import UserError
+
 BACKEND_CHOICES = ("auto", "torch", "onnx")
 
 
@@ -19,7 +22,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("predict", help="score images with a model; one JSON line per image")
     p.add_argument("model", type=Path)
     p.add_argument("images", type=Path, nargs="+")
-    p.add_argument("--threshold", type=float)
+    p.add_argument(
+        "--threshold", type=ranged(float, ge=0, le=1), help="bad-probability threshold (default: the model's)"
+    )
     p.add_argument("--heatmap-dir", type=Path, help="write heatmap overlays here")
     p.add_argument(
         "--cam",
@@ -43,11 +48,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser(
         "bench",
-        help="time the whole station pipeline per part on a folder of images",
+        help="time the station itself (hot folder, inspector, visual log) on a folder of images",
         description=(
-            "Runs every image through decode, preprocess, inference + heatmap, overlay and the "
-            "visual log (a throwaway SQLite file) and reports each stage's p50/p95/p99, parts per "
-            "second and memory. Without --device it runs the CPU and, when present, the GPU."
+            "Copies the images into a temporary hot folder and runs the station's own runtime on "
+            "them, with a throwaway SQLite visual log; reports parts per second, each part's time "
+            "from its file to its committed row (p50/p95/p99), the inspector's and the log's share "
+            "and memory. Without --device it runs the CPU and, when present, the GPU."
         ),
     )
     p.add_argument("model", type=Path)
@@ -55,19 +61,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto", help="default: auto")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     p.add_argument(
-        "--threads", type=int, help="inference CPU threads (default: all cores but one; --serial: all cores)"
+        "--threads", type=ranged(int, ge=1), help="inference CPU threads (default: as the station)"
     )
-    p.add_argument("--parts", type=int, help="parts to run (default: each image once; images are cycled)")
-    p.add_argument("--serial", action="store_true", help="one part at a time on one thread")
-    p.add_argument("--max-batch", type=int, default=8, help="pipelined: most waiting parts inferred at once")
+    p.add_argument(
+        "--parts", type=ranged(int, ge=1), help="run the first N images (default: all; each is one part)"
+    )
+    p.add_argument(
+        "--serial", action="store_true", help="one part at a time, rows written on the station's thread"
+    )
+    p.add_argument(
+        "--max-batch",
+        type=ranged(int, ge=1),
+        default=8,
+        help="most waiting parts inspected at once (default 8)",
+    )
     p.add_argument(
         "--rate",
-        type=float,
+        type=ranged(float, gt=0),
         metavar="HZ",
-        help="feed parts at this rate, as a line would (default: flat out)",
+        help="publish files into the inbox at this rate, as a line would (default: all at once)",
     )
-    p.add_argument("--display-size", type=int, nargs=2, metavar=("W", "H"), help="overlay size")
-    p.add_argument("--memory-every", type=int, default=500, metavar="N", help="sample memory every N parts")
+    p.add_argument(
+        "--memory-every", type=ranged(int, ge=0), default=500, metavar="N", help="sample memory every N parts"
+    )
     p.add_argument("--plot", type=Path, metavar="PNG", help="write a plot of the latency distributions")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=_cmd_bench)
@@ -89,9 +105,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         from core.model.review_cam import REVIEW_METHODS, Reviewer
 
         if args.cam not in REVIEW_METHODS:
-            print(f"inspector predict: unknown --cam {args.cam!r}; choose one of {', '.join(REVIEW_METHODS)}",
-                  file=sys.stderr)  # fmt: skip
-            return 2
+            raise UserError(f"unknown --cam {args.cam!r}; choose one of {', '.join(REVIEW_METHODS)}")
         reviewer = Reviewer(args.model, device=None if args.device == "auto" else args.device)
     if args.heatmap_dir:
         args.heatmap_dir.mkdir(parents=True, exist_ok=True)
@@ -160,7 +174,6 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             pipelined=not args.serial,
             max_batch=args.max_batch,
             rate_hz=args.rate,
-            display_size=tuple(args.display_size) if args.display_size else None,
             memory_every=args.memory_every,
             progress=None if args.json else _progress,
         )
@@ -172,7 +185,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         cpu, gpu = reports[0], reports[1]
         print(
             f"side by side: inference p50 {cpu.stages['inference'].p50_ms:.2f} ms on {cpu.device}, "
-            f"{gpu.stages['inference'].p50_ms:.2f} ms on {gpu.device}; pipeline {cpu.parts_per_s:.0f} vs "
+            f"{gpu.stages['inference'].p50_ms:.2f} ms on {gpu.device}; station {cpu.parts_per_s:.0f} vs "
             f"{gpu.parts_per_s:.0f} parts/s"
         )
     if args.plot:

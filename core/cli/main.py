@@ -1,17 +1,14 @@
-"""The ``inspector`` command line. Heavy modules (torch, OpenCV, Qt) load only when a command runs."""
+"""The ``inspector`` command line: the parser, the command groups (``COMMAND_MODULES``), ``main``
+and its error policy. Heavy modules (torch, OpenCV, Qt) load only when a command runs."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
-import json
-import signal
+import os
 import sys
-import threading
+import traceback
 from pathlib import Path
-
-from core.model.architectures import ARCHITECTURES  # names only: torch is imported when a net is built
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
@@ -67,109 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_run(sub)
 
-    p = sub.add_parser("generate", help="write a labelled folder of synthetic parts (good/, bad/)")
-    p.add_argument("out", type=Path)
-    p.add_argument("--good", type=int, default=100)
-    p.add_argument("--bad", type=int, default=100)
-    p.add_argument("--size", type=int, default=1024, help="image side in pixels")
-    p.add_argument("--seed", type=int, default=0)
-
-    p = sub.add_parser("feed", help="feed synthetic parts into a hot folder at a given rate")
-    p.add_argument("inbox", type=Path)
-    p.add_argument("--rate", type=float, default=2.0, metavar="HZ")
-    p.add_argument("--count", type=int, help="stop after this many parts (default: until Ctrl+C)")
-    p.add_argument("--size", type=int, default=1024)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--bad-fraction", type=float, default=0.2)
-
-    p = sub.add_parser("train", help="train a model bundle from a folder of class folders")
-    p.add_argument("data_dir", type=Path)
-    p.add_argument("--out", type=Path, required=True, help="run folder; the bundle is written here")
-    p.add_argument("--config", type=Path, help="JSON file of training settings (flags override it)")
-    p.add_argument(
-        "--arch",
-        dest="architecture",
-        choices=ARCHITECTURES,
-        help="default mobilenet_v3_large; fullres_cnn keeps the full resolution in its first layer "
-        "(pits of a few pixels; use --input-size 300 for the camera's size)",
-    )
-    p.add_argument("--input-size", type=int)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device")
-    p.add_argument("--no-augment", dest="augment", action="store_const", const=False)
-    p.add_argument("--class-map", help="folder=class pairs, e.g. ok_front=good,def_front=bad")
-    p.add_argument(
-        "--sample-per-class",
-        help="train/validate on a seeded sample, e.g. good=1000,bad=350; the rest is the test split",
-    )
-    p.add_argument("--val-fraction", type=float)
-    p.add_argument("--test-fraction", type=float)
-    p.add_argument("--patience", type=int)
-    p.add_argument("--max-minutes", type=float, help="stop after the epoch that ends past this many minutes")
-    p.add_argument("--threads", type=int)
-    p.add_argument(
-        "--augment-threads",
-        type=int,
-        help="threads augmenting the next batch (default: 8 on a GPU, 0 on the CPU)",
-    )
-    p.add_argument(
-        "--focal-gamma", type=float, help="focal loss with this gamma (e.g. 2); default: cross-entropy"
-    )
-    p.add_argument(
-        "--normalisation",
-        choices=("fixed", "per_image"),
-        help="per_image: each picture to mean 0, std 1, so brightness says nothing (default fixed)",
-    )
-    p.add_argument(
-        "--synthetic-spots",
-        type=float,
-        help="share of good training images given small dark pits and trained as bad (e.g. 0.15)",
-    )
-    p.add_argument(
-        "--init-from",
-        help="model bundle to start from instead of fresh weights (same architecture; use a lower --lr)",
-    )
-    p.add_argument(
-        "--pooling",
-        choices=("avg", "max"),
-        help="global pooling: max lets one small defect decide (default avg)",
-    )
-    p.add_argument(
-        "--split-from",
-        help="split.json of an earlier run: train and validate on the same parts (compare recipes fairly)",
-    )
-    p.add_argument(
-        "--augment-size",
-        type=int,
-        help="hold and augment training images at this side (e.g. the camera's 300), then shrink to the input",
-    )
-    p.add_argument(
-        "--scale-jitter", type=float, help="augmentation also zooms by up to this fraction (e.g. 0.08)"
-    )
-    p.add_argument(
-        "--views",
-        type=int,
-        choices=(1, 4, 8),
-        help="views of each part averaged (flips, transposes); default 1",
-    )
-
-    p = sub.add_parser("log", help="show the newest decisions of the visual log")
-    p.add_argument("--db", metavar="URL")
-    p.add_argument("--station", default=None)
-    p.add_argument("--last", type=int, default=20)
-
-    # Command groups that live with their layer. Each module has ``register(sub)`` adding its
-    # parsers with ``set_defaults(handler=fn)``; it must import heavy modules only in handlers.
+    # Each module of COMMAND_MODULES has ``register(sub)`` adding its parsers with
+    # ``set_defaults(handler=fn)``; it must import heavy modules (torch, OpenCV) only in handlers.
     for name in COMMAND_MODULES:
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name).register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
-COMMAND_MODULES = ("core.cli.storage", "core.cli.inference", "core.cli.sources", "core.cli.training")
+# The command groups, one module per job, in the order ``inspector --help`` lists them.
+COMMAND_MODULES = (
+    "core.cli.synth",  # generate, feed
+    "core.cli.training",  # train, evaluate
+    "core.cli.inference",  # predict, export, bench
+    "core.cli.storage",  # log, verify-log, report, backup, prune, users, shifts, review, keep
+    "core.cli.sources",  # probe
+)
 
 
 def _version() -> str:
@@ -179,15 +88,69 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``inspector`` command; returns the exit status.
+
+    The error policy: an error meant for the user (see ``is_user_error``) is one line,
+    ``inspector: <message>`` on stderr, and status 2 (as for a mistyped flag); anything else is a
+    bug: its traceback goes to stderr and the status is 1. ``INSPECTOR_TRACEBACK=1`` shows the
+    traceback of user errors too. Ctrl+C ends a command with 130.
+    """
     args = build_parser().parse_args(argv)
     handler = getattr(args, "handler", None) or globals()[f"_cmd_{args.command}"]
     try:
         return int(handler(args) or 0)
     except KeyboardInterrupt:
         return 130
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"inspector {args.command}: error: {exc}", file=sys.stderr)
+    except Exception as exc:
+        if not is_user_error(exc):
+            traceback.print_exc()
+            print(
+                f"inspector: internal error in {args.command!r} (a bug; the traceback is above)",
+                file=sys.stderr,
+            )
+            return 1
+        if os.environ.get("INSPECTOR_TRACEBACK"):
+            traceback.print_exc()
+        print(f"inspector: {user_message(exc)}", file=sys.stderr)
         return 2
+
+
+# Errors meant for users, by module and name: looked up among the modules already imported, so
+# that checking an error imports nothing (an error of a class comes with its module loaded).
+USER_ERRORS = (
+    ("core.common.errors", "UserError"),  # bad input, said by our own code
+    ("core.model.bundle", "BundleError"),  # a model bundle refused (missing, altered, too new)
+    ("core.imaging.decode", "DecodeError"),  # a file that is not a readable image
+    ("core.storage.errors", "StorageError"),  # the environment refused the log (disk, lock, ...)
+    ("core.storage.errors", "NotAllowedError"),  # a user without the right for a review or keep
+    ("core.storage.migrate", "SchemaVersionError"),  # a log written by a newer version
+    ("core.sources.live", "SourceError"),  # a camera or driver that cannot be opened
+    ("pydantic", "ValidationError"),  # settings (a config file, flags) that break the schema
+)
+_OS_USER_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is for the user to fix (bad input, missing file, refused bundle, full disk)."""
+    if isinstance(exc, _OS_USER_ERRORS):
+        return True
+    for module_name, class_name in USER_ERRORS:
+        kind = getattr(sys.modules.get(module_name), class_name, None)
+        if isinstance(kind, type) and isinstance(exc, kind):
+            return True
+    return False
+
+
+def user_message(exc: BaseException) -> str:
+    """``exc`` as one line for the user."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        text = f"{exc.strerror or exc}: {exc.filename}"
+    elif type(exc).__name__ == "ValidationError" and hasattr(exc, "errors"):  # pydantic's
+        problems = [f"{'.'.join(str(x) for x in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()]
+        text = f"invalid {getattr(exc, 'title', 'settings')}: " + "; ".join(problems)
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
 
 
 def _run_headless(factory, quit_after: int | None, *, outputs=None, summary_s: float = 10.0) -> int:  # type: ignore[no-untyped-def]
@@ -259,81 +222,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         outputs = [o for o in (args.output or ["jsonl"]) if o != "none"]
         return _run_headless(factory, args.quit_after, outputs=outputs, summary_s=args.summary_s)
     return _run_gui(factory, title=args.station, quit_after=args.quit_after, screenshot=None)
-
-
-def _cmd_generate(args: argparse.Namespace) -> int:
-    from core.common.progress import ProgressBars
-    from core.synth.parts import generate_dataset
-
-    bars = ProgressBars()
-    paths = generate_dataset(
-        args.out, n_good=args.good, n_bad=args.bad, size=args.size, seed=args.seed,
-        progress=lambda d, t: bars("generate", d, t),
-    )  # fmt: skip
-    bars.close()
-    print(f"wrote {len(paths)} parts to {args.out}")
-    return 0
-
-
-def _cmd_feed(args: argparse.Namespace) -> int:
-    from core.synth.parts import feed_hot_folder
-
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        n = feed_hot_folder(
-            args.inbox, rate_hz=args.rate, count=args.count, seed=args.seed,
-            bad_fraction=args.bad_fraction, size=args.size, stop=stop,
-        )  # fmt: skip
-    except KeyboardInterrupt:
-        stop.set()
-        return 130
-    print(f"fed {n} parts into {args.inbox}")
-    return 0
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    from core.common.progress import ProgressBars
-    from core.training.fit import TrainConfig, train
-
-    settings: dict[str, object] = {}
-    if args.config:
-        settings.update(json.loads(args.config.read_text(encoding="utf-8")))
-    # A flag given on the command line overrides the file; each flag is named after its field
-    # (the two lists of pairs are parsed below).
-    for key in TrainConfig.model_fields.keys() - {"class_map", "sample_per_class"}:
-        value = getattr(args, key, None)
-        if value is not None:
-            settings[key] = value
-    if args.class_map:
-        settings["class_map"] = dict(pair.split("=", 1) for pair in args.class_map.split(","))
-    if args.sample_per_class:
-        settings["sample_per_class"] = {
-            k: int(v) for k, v in (p.split("=", 1) for p in args.sample_per_class.split(","))
-        }
-    settings.setdefault("name", args.out.name)
-    config = TrainConfig.model_validate(settings)
-    bars = ProgressBars()
-    try:
-        card = train(config, args.data_dir, args.out, progress=bars, log=lambda m: (bars.close(), print(m)))
-    finally:
-        bars.close()
-    print(f"model bundle: {args.out} (threshold {card.threshold:.4f}, weights {card.short_hash})")
-    return 0
-
-
-def _cmd_log(args: argparse.Namespace) -> int:
-    from core.storage import VisualLog
-
-    with VisualLog(args.db, station=args.station or "demo") as visual_log:
-        for d in visual_log.latest(args.last):
-            score = "  -   " if d.score is None else f"{d.score:.4f}"
-            print(
-                f"{d.created_at:%Y-%m-%d %H:%M:%S}  {d.verdict.value:<13} {score}  {d.source_ref}  {d.reason or ''}"
-            )
-        counts = visual_log.counts()
-        print(", ".join(f"{v.value}: {n}" for v, n in counts.items()))
-    return 0
 
 
 if __name__ == "__main__":

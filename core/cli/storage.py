@@ -1,4 +1,4 @@
-"""Commands of the visual log: verify-log, report, backup, prune, users, shifts, review, keep.
+"""Commands of the visual log: log, verify-log, report, backup, prune, users, shifts, review, keep.
 
 ``core.cli`` calls ``register``; handlers import the storage modules only when they run, so
 ``inspector --help`` stays instant.
@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from core.common.errors import UserError, user_errors
 
 if TYPE_CHECKING:
     from core.storage import VisualLog
@@ -19,6 +20,12 @@ _GB = 1024**3
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the visual log's commands to the ``inspector`` parser."""
+    p = sub.add_parser("log", help="show the newest decisions of the visual log")
+    _add_db(p, media=False)
+    p.add_argument("--station", help="the station (default: the only one in the log)")
+    p.add_argument("--last", type=int, default=20, help="how many decisions, newest first (default 20)")
+    p.set_defaults(handler=_cmd_log)
+
     p = sub.add_parser("verify-log", help="check the visual log's hash chains; report the first broken link")
     _add_db(p, media=False)
     p.add_argument("--station", help="only this station (default: every station)")
@@ -119,8 +126,20 @@ def _open(args: argparse.Namespace, *, station: str | None = None, pick: bool = 
         return VisualLog(args.db, media_root=media_root, station=names[0])
     log.close()
     if not names:
-        raise ValueError("the visual log has no stations yet")
-    raise ValueError(f"the log holds several stations; choose one with --station ({', '.join(names)})")
+        raise UserError("the visual log has no stations yet")
+    raise UserError(f"the log holds several stations; choose one with --station ({', '.join(names)})")
+
+
+def _cmd_log(args: argparse.Namespace) -> int:
+    with _open(args, station=args.station, pick=True) as log:
+        for d in log.latest(args.last):
+            score = "  -   " if d.score is None else f"{d.score:.4f}"
+            print(
+                f"{d.created_at:%Y-%m-%d %H:%M:%S}  {d.verdict.value:<13} {score}  {d.source_ref}  {d.reason or ''}"
+            )
+        counts = log.counts()
+    print(f"{log.station}: " + ", ".join(f"{v.value}: {n}" for v, n in counts.items()))
+    return 0
 
 
 def _cmd_verify_log(args: argparse.Namespace) -> int:
@@ -145,16 +164,18 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from core.reports import DEFAULT_PLAN, ShiftPlan, write_shift_report
 
     with _open(args, station=args.station, pick=True) as log:
-        if args.shifts:
-            plan = ShiftPlan.parse(args.shifts, args.tz)
-        else:
-            stored = log.shift_plan()
-            plan = (
-                ShiftPlan.from_definitions(stored, args.tz)
-                if stored
-                else ShiftPlan.parse(DEFAULT_PLAN, args.tz)
-            )
-        shift = plan.resolve(args.shift, log.now())
+        # The plan, its time zone and the shift named come from the user's flags.
+        with user_errors(ValueError):
+            if args.shifts:
+                plan = ShiftPlan.parse(args.shifts, args.tz)
+            else:
+                stored = log.shift_plan()
+                plan = (
+                    ShiftPlan.from_definitions(stored, args.tz)
+                    if stored
+                    else ShiftPlan.parse(DEFAULT_PLAN, args.tz)
+                )
+            shift = plan.resolve(args.shift, log.now())
         report = write_shift_report(log, shift, args.out, verify=not args.no_verify)
     summary = report.summary
     print(
@@ -209,7 +230,7 @@ def _cmd_prune(args: argparse.Namespace) -> int:
 
 
 def _cmd_users(args: argparse.Namespace) -> int:
-    with _open(args) as log:
+    with _open(args) as log, user_errors(ValueError, KeyError):  # names given by the user
         if args.action == "add":
             user = log.add_user(args.name, role=args.role, display_name=args.display_name)
             print(f"added {user.name} ({user.role.value})")
@@ -226,7 +247,7 @@ def _cmd_users(args: argparse.Namespace) -> int:
 def _cmd_shifts(args: argparse.Namespace) -> int:
     from core.reports import DEFAULT_PLAN, ShiftPlan
 
-    with _open(args) as log:
+    with _open(args) as log, user_errors(ValueError):  # the plan and time zone typed
         if args.set:
             plan = ShiftPlan.parse(args.set, args.tz)
             log.set_shift_plan(plan.definitions())
@@ -243,24 +264,15 @@ def _cmd_shifts(args: argparse.Namespace) -> int:
 def _cmd_review(args: argparse.Namespace) -> int:
     from core.common.types import Verdict
 
-    with _open(args) as log:
-        try:
-            review = log.review(
-                args.part_id, verdict=Verdict(args.verdict), user=args.user, comment=args.comment
-            )
-        except KeyError as exc:
-            print(f"inspector review: error: {exc.args[0]}", file=sys.stderr)
-            return 2
+    # An unknown part (KeyError) or a user without the right (NotAllowedError) is the user's to fix.
+    with _open(args) as log, user_errors(KeyError):
+        review = log.review(args.part_id, verdict=Verdict(args.verdict), user=args.user, comment=args.comment)
     print(f"part {review.part_id}: {review.outcome.value} as {review.verdict.value} by {review.user}")
     return 0
 
 
 def _cmd_keep(args: argparse.Namespace) -> int:
-    with _open(args) as log:
-        try:
-            log.keep(args.part_id, user=args.user, reason=args.reason)
-        except KeyError as exc:
-            print(f"inspector keep: error: {exc.args[0]}", file=sys.stderr)
-            return 2
+    with _open(args) as log, user_errors(KeyError):
+        log.keep(args.part_id, user=args.user, reason=args.reason)
     print(f"part {args.part_id} is kept")
     return 0
