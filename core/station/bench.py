@@ -1,60 +1,72 @@
-"""The station pipeline benchmark behind ``inspector bench``.
+"""``inspector bench``: the station's own runtime, timed on a folder of images.
 
-Every part goes through what the station does with it: read and decode the file, preprocess it,
-inference plus Grad-CAM heatmap, the display overlay, then the visual log (PNG-encode the
-heatmap, write the image and heatmap files, commit the row; the rows of parts that wait for the
-writer together are committed in one transaction, as the station's writer does) in a throwaway
-SQLite file. Each
-stage is timed per part; the report gives p50/p95/p99 per stage and end to end, parts per
-second, and the process's memory sampled along the run (a long run must stay flat: no leak from
-hooks, sessions or the log) and at its peak.
+Nothing of the station is re-implemented here, so the figures cannot drift from what runs on the
+line. The images are copied into a temporary inbox under hidden names, which the hot folder
+skips as writes in progress, and the station is opened on it as ``inspector run`` opens it: the
+hot folder (``open_source("hotfolder:...")``, with the log's duplicate check), the ``Inspector``,
+a throwaway SQLite ``VisualLog`` and ``StationRuntime`` with its writer thread; with ``serial``,
+one part at a time and the rows recorded on the station's own thread. Each file is then renamed
+to its final name in the inbox, as camera software (and ``inspector feed``) publishes a finished
+file: all at once (flat out: throughput) or at a given rate (as a line feeds it: latency).
 
-Two ways to run the stages:
+What is timed, per part:
 
-- ``pipelined`` (default): four threads, as a station can overlap them — a reader (decode,
-  preprocess), the inference, the overlay, and a writer that owns the visual log — joined by
-  small bounded queues, so the overlay, file and database work overlap with inference. When
-  parts queue up, the inference takes up to ``max_batch`` of the waiting ones at once. Unless
-  told otherwise, the inference gets all cores but one (at least one), leaving a core to the
-  other stages.
-- ``serial``: one part at a time through all the stages, on one thread, as ``StationRuntime``
-  does today; the inference gets every core.
+- ``end_to_end``: from the moment its file appeared in the inbox to the moment the runtime gave
+  its decision to the listeners (row committed, file moved out of the inbox). Flat out, this
+  includes the wait in the backlog.
+- ``in_station``: from the moment the runtime took the part from the source to the same moment.
+- ``inference``: the real ``Inspector``'s time per batch, divided among the parts of the batch,
+  through a thin wrapper that times each call it gets from the runtime.
+- ``log``: recording the rows (image and heatmap files, the database commit), per part of a group
+  commit, through the same kind of wrapper around the real ``VisualLog``.
+- ``decode``: each file decoded once before the run, with the decoder the hot folder uses; the
+  hot folder decodes on its own thread ahead of the station, where it cannot be timed alone.
+
+And for the run: parts per second from the first file's appearance to the last committed row,
+the process's CPU time per part, its memory every N parts (a long run must stay flat) and at its
+peak, and the load average, which says how much else the machine was doing.
 """
 
 from __future__ import annotations
 
 import os
-import queue
+import shutil
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from core.common.types import Inspection, Part, Verdict
+from core.common.errors import UserError
+from core.common.fileio import sha256_file
+from core.common.types import InspectedPart, Inspection, Part, Verdict
 from core.imaging.decode import IMAGE_SUFFIXES, DecodeError, decode_image
-from core.inference.inspector import Inspector
 
-STAGES = ("decode", "preprocess", "inference", "overlay", "log")
+if TYPE_CHECKING:
+    from core.inference.inspector import Inspector
+    from core.sources import Source
+    from core.storage import VisualLog
+
+STAGES = ("decode", "inference", "log")
 STAGE_HELP = {
-    "decode": "read the file and decode it to 8-bit grayscale",
-    "preprocess": "resize and normalise to the model input",
-    "inference": "model score and Grad-CAM, normalised to the 8-bit heatmap (per part of a batch)",
-    "overlay": "colour map blended on the part at display resolution",
-    "log": "PNG-encode the heatmap, write image and heatmap files, commit the row (per part of a group commit)",
+    "decode": "read and decode the file (measured apart, before the run)",
+    "inference": "the Inspector: score and Grad-CAM heatmap (per part of a batch)",
+    "log": "record the row: image and heatmap files, database commit (per part of a group commit)",
+    "in_station": "taken from the source to committed row and file moved",
+    "end_to_end": "file in the inbox to committed row (waiting in the backlog included)",
 }
 _WARMUP_RUNS = 5
+_STALL_S = 60.0  # no part committed for this long: the run is broken, not slow
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LatencyStats:
-    """Percentiles of one stage over all parts, in milliseconds."""
+    """Percentiles of one figure over all parts, in milliseconds."""
 
     p50_ms: float
     p95_ms: float
@@ -79,13 +91,13 @@ class LatencyStats:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MemorySample:
-    parts: int  # parts logged when the sample was taken
+    parts: int  # parts committed when the sample was taken
     rss_mb: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BenchReport:
-    """What one benchmark run measured."""
+    """What one benchmark run of the station measured."""
 
     model: str
     architecture: str
@@ -94,20 +106,24 @@ class BenchReport:
     backend: str
     device: str
     threads: int
-    mode: str  # "pipelined" or "serial"
-    rate_hz: float | None  # parts fed at this rate; None: as fast as the pipeline takes them
+    mode: str  # "pipelined" (writer thread, batches) or "serial" (one part at a time)
+    rate_hz: float | None  # files published at this rate; None: all at once
     max_batch: int
-    images: int  # distinct image files (cycled when more parts were asked for)
-    parts: int
-    wall_s: float
+    images: int  # distinct image files run (each is one part)
+    duplicates_skipped: int  # files with the bytes of an earlier one: the station would not log them
+    parts: int  # decisions the runtime committed
+    wall_s: float  # first file in the inbox to the last committed row
     parts_per_s: float
-    # CPU time of the whole process (all threads) per part: what the pipeline costs, however
-    # busy the machine was. On an idle machine parts/s can approach cores * 1000 / this.
+    # CPU time of the whole process (all threads) per part: what the station costs, however busy
+    # the machine was. On an idle machine parts/s can approach cores * 1000 / this.
     cpu_ms_per_part: float
+    mean_batch: float  # parts per call of the Inspector
     stages: dict[str, LatencyStats]
-    end_to_end: LatencyStats  # from the start of decoding to the committed row
+    in_station: LatencyStats
+    end_to_end: LatencyStats
     verdicts: dict[str, int]
-    rows_logged: int
+    rows_logged: int  # rows in the log after the run
+    files_left_in_inbox: int  # should be 0: every file moved after its row
     memory: tuple[MemorySample, ...]
     rss_growth_mb: float | None  # last sample minus the first one after the warm-up tenth
     peak_rss_mb: float | None
@@ -121,22 +137,11 @@ class BenchReport:
         return data
 
 
-@dataclass(slots=True)
-class _Item:
-    index: int
-    path: Path
-    started: float
-    part: Part
-    batch: np.ndarray | None = None
-    preprocess_s: float = 0.0
-    inspection: Inspection | None = None
-
-
 def list_images(folder: Path) -> list[Path]:
     """Image files under ``folder`` (recursively), sorted."""
     found = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not found:
-        raise FileNotFoundError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
+        raise UserError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
     return found
 
 
@@ -167,36 +172,74 @@ def _load_1min() -> float:
         return float("nan")
 
 
-class _Recorder:
-    """Per-stage timings and memory samples, written by the pipeline's threads.
+class _Timings:
+    """Per-part seconds of each figure; each figure is written by one thread at a time."""
 
-    Timings go into arrays sized for the whole run up front, so that the bookkeeping itself does
-    not grow the memory that the run is watching. Each stage is written by one thread only.
-    """
+    def __init__(self) -> None:
+        self.seconds: dict[str, list[float]] = {name: [] for name in (*STAGES, "in_station", "end_to_end")}
+        self.batches: list[int] = []
 
-    def __init__(self, total: int, memory_every: int) -> None:
-        self._times = {name: np.zeros(total, dtype=np.float64) for name in (*STAGES, "end_to_end")}
-        self._counts = dict.fromkeys(self._times, 0)
-        self.memory: list[MemorySample] = []
-        self.verdicts: dict[str, int] = {v.value: 0 for v in Verdict}
-        self.memory_every = max(1, memory_every)
-        self.logged = 0
+    def per_part(self, stage: str, seconds: float, parts: int) -> None:
+        self.seconds[stage].extend([seconds / parts] * parts)
 
-    def add(self, stage: str, seconds: float) -> None:
-        n = self._counts[stage]
-        self._times[stage][n] = seconds
-        self._counts[stage] = n + 1
 
-    def values(self, stage: str) -> np.ndarray:
-        return self._times[stage][: self._counts[stage]]
+class _TimedInspector:
+    """The real ``Inspector``; each inspection call the runtime makes is timed."""
 
-    def logged_one(self, verdict: Verdict) -> None:
-        self.logged += 1
-        self.verdicts[verdict.value] += 1
-        if self.logged % self.memory_every == 0:
-            rss = rss_mb()
-            if rss is not None:
-                self.memory.append(MemorySample(parts=self.logged, rss_mb=round(rss, 1)))
+    def __init__(self, inspector: Inspector, timings: _Timings) -> None:
+        self._inspector, self._timings = inspector, timings
+
+    def inspect_batch(self, images: list[np.ndarray]) -> list[Inspection]:
+        started = time.perf_counter()
+        results = self._inspector.inspect_batch(images)
+        self._timings.per_part("inference", time.perf_counter() - started, len(images))
+        self._timings.batches.append(len(images))
+        return results
+
+    def inspect(self, image: np.ndarray) -> Inspection:
+        return self.inspect_batch([image])[0]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inspector, name)
+
+
+class _TimedLog:
+    """The real ``VisualLog``; each recording call is timed."""
+
+    def __init__(self, visual_log: VisualLog, timings: _Timings) -> None:
+        self._log, self._timings = visual_log, timings
+
+    def record(self, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        decision = self._log.record(*args, **kwargs)
+        self._timings.per_part("log", time.perf_counter() - started, 1)
+        return decision
+
+    def record_many(self, entries: Sequence[Any], **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        decisions = self._log.record_many(entries, **kwargs)
+        self._timings.per_part("log", time.perf_counter() - started, max(1, len(entries)))
+        return decisions
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._log, name)
+
+
+class _TimedSource:
+    """The real source; the moment each part is handed to the runtime is kept."""
+
+    def __init__(self, source: Source) -> None:
+        self._source = source
+        self.taken: dict[str, float] = {}  # part_id -> perf_counter
+
+    def next_part(self, timeout_s: float) -> Part | None:
+        part = self._source.next_part(timeout_s)
+        if part is not None:
+            self.taken[part.part_id] = time.perf_counter()
+        return part
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._source, name)
 
 
 def run_bench(
@@ -210,129 +253,113 @@ def run_bench(
     pipelined: bool = True,
     max_batch: int = 8,
     rate_hz: float | None = None,
-    display_size: tuple[int, int] | None = None,
     memory_every: int = 500,
     work_dir: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> BenchReport:
-    """Run ``parts`` parts (default: each image once) through the station pipeline.
+    """Run the station on ``images`` and time it (see the module docstring).
 
     Args:
         model: The model bundle.
-        images: Image files; cycled when ``parts`` is larger.
-        backend, device, threads: As for ``Inspector``.
-        pipelined: Overlap the stages on four threads (see the module docstring).
-        max_batch: In pipelined mode, the most waiting parts inferred together.
-        rate_hz: Parts arrive at this rate, as from a line, instead of as fast as the pipeline
-            takes them; the end-to-end latency is then the one a part sees at that rate, where
-            flat out it is mostly time spent queueing behind the slowest stage.
-        display_size: (width, height) of the overlay; default each image's own size.
-        memory_every: Sample the resident memory every this many parts.
-        work_dir: Where the throwaway log goes; default a temporary folder, removed afterwards.
-        progress: Called with (parts logged, parts) now and then.
+        images: Image files; each distinct one becomes one part (files with the same bytes as an
+            earlier one are left out, because the station logs the same bytes once).
+        backend, device, threads: For the ``Inspector``, as ``inspector run`` makes it; threads
+            default to the Inspector's own default, the line's.
+        parts: Run only the first this many images.
+        pipelined: The station as it runs on the line (rows written by the writer thread, waiting
+            parts inspected together up to ``max_batch``); False: one part at a time, the rows
+            recorded on the station's thread.
+        max_batch: Most waiting parts inspected at once (pipelined only).
+        rate_hz: Publish files at this rate; None: all at once.
+        memory_every: Sample the process's memory every this many parts (0: never).
+        work_dir: Where the temporary folder goes; it is removed afterwards.
+        progress: Called with (parts committed, parts) now and then.
+
+    Raises:
+        UserError: No images, or more parts asked for than there are distinct images.
     """
-    from core.imaging.overlay import make_overlay
+    from core.inference.inspector import Inspector
+    from core.sources import open_source
+    from core.station.runtime import StationRuntime
     from core.storage import VisualLog
 
-    if not images:
-        raise ValueError("no images to run")
-    total = len(images) if parts is None else int(parts)
-    if total <= 0:
-        raise ValueError("the number of parts must be positive")
-    load_before = _load_1min()
-    if threads is None and pipelined:
-        from core.model.device import default_threads
-
-        threads = max(1, default_threads() - 1)
-    inspector = Inspector(model, backend=backend, device=device, threads=threads)
-    preset = inspector.preset
-    warm = preset.batch([decode_image(Path(images[0]).read_bytes())])
-    for n in (1, max_batch if pipelined else 1):
-        for _ in range(_WARMUP_RUNS):
-            inspector.inspect_preprocessed(np.repeat(warm, n, axis=0))
-    recorder = _Recorder(total, memory_every if memory_every > 0 else total + 1)
-    report_every = max(1, total // 100)
-
-    run_started = [0.0]
-
-    def read(index: int) -> _Item:
-        if rate_hz:
-            delay = run_started[0] + index / rate_hz - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-        path = Path(images[index % len(images)])
-        started = time.perf_counter()
-        data: bytes | None = None
-        try:
-            data = path.read_bytes()
-            image, error = decode_image(data), None
-        except (OSError, DecodeError) as exc:
-            image, error = None, str(exc)
-        decoded = time.perf_counter()
-        recorder.add("decode", decoded - started)
-        part = Part(
-            source_ref=str(path), arrived_at=datetime.now(UTC), image=image, encoded=data, error=error
-        )
-        item = _Item(index=index, path=path, started=started, part=part)
-        if image is not None:
-            item.batch = preset.batch([image])
-            item.preprocess_s = time.perf_counter() - decoded
-            recorder.add("preprocess", item.preprocess_s)
-        return item
-
-    def infer(items: list[_Item]) -> None:
-        todo = [it for it in items if it.batch is not None]
-        if not todo:
-            return
-        start = time.perf_counter()
-        arrays = [it.batch for it in todo if it.batch is not None]
-        batch = arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
-        inspections = inspector.inspect_preprocessed(batch, started=start - todo[0].preprocess_s)
-        each = (time.perf_counter() - start) / len(todo)
-        for it, inspection in zip(todo, inspections, strict=True):
-            it.inspection = inspection
-            it.batch = None
-            recorder.add("inference", each)
-
-    def overlay(item: _Item) -> None:
-        if item.inspection is not None and item.part.image is not None:
-            start = time.perf_counter()
-            # What the operator would be shown; the log keeps the 8-bit heatmap, not this.
-            make_overlay(item.part.image, item.inspection.heatmap, size=display_size)
-            recorder.add("overlay", time.perf_counter() - start)
-
-    def log(items: list[_Item], visual_log: VisualLog) -> None:
-        # The parts waiting for the writer are committed together, as the station's writer does.
-        from core.storage import Entry
-
-        start = time.perf_counter()
-        entries = [Entry(part=it.part, inspection=it.inspection) for it in items]
-        decisions = visual_log.record_many(
-            entries, model_hash=inspector.model_hash, model_name=inspector.card.name
-        )
-        done = time.perf_counter()
-        for item, decision in zip(items, decisions, strict=True):
-            recorder.add("log", (done - start) / len(items))
-            recorder.add("end_to_end", done - item.started)
-            recorder.logged_one(decision.verdict)
-            if progress is not None and (recorder.logged % report_every == 0 or recorder.logged == total):
-                progress(recorder.logged, total)
-
-    with tempfile.TemporaryDirectory(prefix="inspector-bench-", dir=work_dir) as tmp:
-        url = f"sqlite:///{Path(tmp) / 'bench.sqlite'}"
-        media = Path(tmp) / "media"
-        started, cpu_started = time.perf_counter(), time.process_time()
-        run_started[0] = started
-        if pipelined:
-            rows = _run_pipelined(
-                total, read, infer, overlay, log, lambda: VisualLog(url, media_root=media), max_batch
+    chosen, skipped = _distinct(images)
+    if parts is not None:
+        if parts <= 0:
+            raise UserError("the number of parts must be positive")
+        if parts > len(chosen):
+            raise UserError(
+                f"{parts} parts asked for, but only {len(chosen)} distinct images were given; the "
+                "station inspects the same bytes once (make more with `inspector generate`)"
             )
-        else:
-            rows = _run_serial(total, read, infer, overlay, log, lambda: VisualLog(url, media_root=media))
-        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    inspector.close()
+        chosen = chosen[:parts]
+    if not chosen:
+        raise UserError("no images to run")
+    total = len(chosen)
+    load_before = _load_1min()
+    timings = _Timings()
+    timings.seconds["decode"] = _decode_times(chosen)
+    batch_limit = max(1, max_batch) if pipelined else 1
 
-    memory = tuple(recorder.memory)
+    inspector = Inspector(model, backend=backend, device=device, threads=threads)
+    try:
+        _warm_up(inspector, chosen, batch_limit)
+        with tempfile.TemporaryDirectory(prefix="inspector-bench-", dir=work_dir) as tmp:
+            folder = Path(tmp)
+            inbox = folder / "inbox"
+            staged = _stage(chosen, inbox)
+            url = f"sqlite:///{folder / 'bench.sqlite'}"
+            media = folder / "media"
+
+            def open_log() -> VisualLog:
+                return VisualLog(url, media_root=media, station="bench")
+
+            visual_log = open_log()
+            source = _TimedSource(open_source(f"hotfolder:{inbox}", seen=visual_log.find_by_content_hash))
+            memory: list[MemorySample] = []
+            verdicts = {v.value: 0 for v in Verdict}
+            available: dict[str, float] = {}
+            every = memory_every if memory_every > 0 else total + 1
+            report_every = max(1, total // 100)
+
+            def on_committed(item: InspectedPart) -> None:
+                now = time.perf_counter()
+                decision = item.decision
+                timings.seconds["end_to_end"].append(now - available.pop(Path(decision.source_ref).name))
+                timings.seconds["in_station"].append(now - source.taken.pop(decision.part_id))
+                verdicts[decision.verdict.value] += 1
+                done = sum(verdicts.values())
+                if done % every == 0 and (rss := rss_mb()) is not None:
+                    memory.append(MemorySample(parts=done, rss_mb=round(rss, 1)))
+                if progress is not None and (done % report_every == 0 or done == total):
+                    progress(done, total)
+
+            runtime = StationRuntime(
+                cast("Source", source),
+                cast("Inspector", _TimedInspector(inspector, timings)),
+                cast("VisualLog", _TimedLog(visual_log, timings)),
+                station_name="bench",
+                listeners=[on_committed],
+                max_parts=total,
+                max_batch=batch_limit,
+                writer_log=(lambda: cast("VisualLog", _TimedLog(open_log(), timings))) if pipelined else None,
+            )
+            try:
+                cpu_started = time.process_time()
+                feeder = _Feeder(staged, inbox, rate_hz, available)
+                feeder.start()
+                _run_until(runtime, total, feeder)
+                last = time.perf_counter()
+                cpu = time.process_time() - cpu_started
+                feeder.join()
+                rows = int(visual_log.count())
+                left = sum(1 for p in inbox.iterdir() if p.is_file() and not p.name.startswith("."))
+            finally:
+                runtime.close()
+            wall = last - feeder.first_published
+    finally:
+        inspector.close()
+
     settled = [m for m in memory if m.parts >= total // 10]
     growth = round(settled[-1].rss_mb - settled[0].rss_mb, 1) if len(settled) >= 2 else None
     peak = peak_rss_mb()
@@ -346,22 +373,118 @@ def run_bench(
         threads=threads or _threads_in_use(inspector),
         mode="pipelined" if pipelined else "serial",
         rate_hz=rate_hz,
-        max_batch=max_batch if pipelined else 1,
-        images=len(images),
-        parts=total,
+        max_batch=batch_limit,
+        images=total,
+        duplicates_skipped=skipped,
+        parts=runtime.parts_done,
         wall_s=round(wall, 3),
-        parts_per_s=round(total / wall, 2),
+        parts_per_s=round(runtime.parts_done / wall, 2),
         cpu_ms_per_part=round(cpu * 1000.0 / total, 2),
-        stages={name: LatencyStats.of(recorder.values(name)) for name in STAGES},
-        end_to_end=LatencyStats.of(recorder.values("end_to_end")),
-        verdicts=recorder.verdicts,
+        mean_batch=round(float(np.mean(timings.batches)), 2) if timings.batches else 0.0,
+        stages={name: LatencyStats.of(timings.seconds[name]) for name in STAGES},
+        in_station=LatencyStats.of(timings.seconds["in_station"]),
+        end_to_end=LatencyStats.of(timings.seconds["end_to_end"]),
+        verdicts=verdicts,
         rows_logged=rows,
-        memory=memory,
+        files_left_in_inbox=left,
+        memory=tuple(memory),
         rss_growth_mb=growth,
         peak_rss_mb=None if peak is None else round(peak, 1),
         load_average=(load_before, _load_1min()),
-        timings_s={name: recorder.values(name).tolist() for name in (*STAGES, "end_to_end")},
+        timings_s={name: list(values) for name, values in timings.seconds.items()},
     )
+
+
+def _distinct(images: Sequence[Path]) -> tuple[list[Path], int]:
+    """The images whose bytes are not those of an earlier one, and how many were left out."""
+    chosen: list[Path] = []
+    hashes: set[str] = set()
+    for path in images:
+        digest = sha256_file(Path(path))
+        if digest not in hashes:
+            hashes.add(digest)
+            chosen.append(Path(path))
+    return chosen, len(images) - len(chosen)
+
+
+def _decode_times(images: Sequence[Path]) -> list[float]:
+    """Seconds to read and decode each file, as the hot folder does (not images are left out)."""
+    times = []
+    for path in images:
+        started = time.perf_counter()
+        try:
+            decode_image(path.read_bytes())
+        except DecodeError:
+            continue  # it becomes a not-inspected row, with no decode to time
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def _warm_up(inspector: Inspector, images: Sequence[Path], max_batch: int) -> None:
+    """Run the model a few times first, as a station has by its second part."""
+    for path in images:
+        try:
+            image = decode_image(path.read_bytes())
+        except DecodeError:
+            continue
+        for n in sorted({1, max_batch}):
+            for _ in range(_WARMUP_RUNS):
+                inspector.inspect_batch([image] * n)
+        return
+
+
+def _stage(images: Sequence[Path], inbox: Path) -> list[Path]:
+    """Copies of the images in ``inbox`` under hidden temporary names, in order; a rename publishes one."""
+    inbox.mkdir(parents=True)
+    staged = []
+    for i, path in enumerate(images):
+        target = inbox / f".{i:06d}_{path.name}.tmp"
+        shutil.copyfile(path, target)
+        staged.append(target)
+    return staged
+
+
+class _Feeder(threading.Thread):
+    """Renames the staged files into the inbox, all at once or at ``rate_hz``; keeps when each appeared."""
+
+    def __init__(self, staged: list[Path], inbox: Path, rate_hz: float | None, available: dict[str, float]):
+        super().__init__(name="bench-feeder", daemon=True)
+        self.staged, self.inbox, self.rate_hz, self.available = staged, inbox, rate_hz, available
+        self.first_published = 0.0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            started = time.perf_counter()
+            for i, path in enumerate(self.staged):
+                if self.rate_hz:
+                    delay = started + i / self.rate_hz - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                name = path.name[1 : -len(".tmp")]
+                # Kept before the rename: the station may commit the part before this thread runs again.
+                self.available[name] = now = time.perf_counter()
+                if i == 0:
+                    self.first_published = now
+                os.replace(path, self.inbox / name)
+        except BaseException as exc:
+            self.error = exc
+
+
+def _run_until(runtime: Any, total: int, feeder: _Feeder) -> None:
+    """Step the runtime until ``total`` parts are committed; a stall or a feeder failure raises."""
+    last_done, last_progress = 0, time.monotonic()
+    while runtime.parts_done < total:
+        runtime.process_next(0.2)
+        if feeder.error is not None:
+            raise feeder.error
+        if runtime.parts_done != last_done:
+            last_done, last_progress = runtime.parts_done, time.monotonic()
+        elif time.monotonic() - last_progress > _STALL_S:
+            raise RuntimeError(
+                f"the station committed no part for {_STALL_S:.0f} s ({runtime.parts_done} of {total} done)"
+            )
+    runtime.drain()
 
 
 def _threads_in_use(inspector: Inspector) -> int:
@@ -374,158 +497,36 @@ def _threads_in_use(inspector: Inspector) -> int:
     return default_threads()
 
 
-def _run_serial(
-    total: int,
-    read: Callable[[int], _Item],
-    infer: Callable[[list[_Item]], None],
-    overlay: Callable[[_Item], None],
-    log: Callable[[list[_Item], Any], None],
-    open_log: Callable[[], Any],
-) -> int:
-    with open_log() as visual_log:
-        for index in range(total):
-            item = read(index)
-            infer([item])
-            overlay(item)
-            log([item], visual_log)
-        return int(visual_log.count())
-
-
-def _with_waiting(q: queue.Queue[_Item | None], first: _Item, limit: int) -> tuple[list[_Item], bool]:
-    """``first`` and the items already in ``q``, up to ``limit``; True when the end mark came too."""
-    items = [first]
-    while len(items) < limit:
-        try:
-            nxt = q.get_nowait()
-        except queue.Empty:
-            break
-        if nxt is None:
-            return items, True
-        items.append(nxt)
-    return items, False
-
-
-class _Stop(Exception):
-    """Another stage of the pipeline failed."""
-
-
-def _run_pipelined(
-    total: int,
-    read: Callable[[int], _Item],
-    infer: Callable[[list[_Item]], None],
-    overlay: Callable[[_Item], None],
-    log: Callable[[list[_Item], Any], None],
-    open_log: Callable[[], Any],
-    max_batch: int,
-) -> int:
-    # Queues just deep enough for one batch: deeper ones only add waiting to each part's latency.
-    decoded: queue.Queue[_Item | None] = queue.Queue(maxsize=max_batch)
-    inferred: queue.Queue[_Item | None] = queue.Queue(maxsize=max_batch)
-    shown: queue.Queue[_Item | None] = queue.Queue(maxsize=max_batch)
-    failed = threading.Event()
-    errors: list[BaseException] = []
-    rows: list[int] = []
-
-    def put(q: queue.Queue[_Item | None], item: _Item | None) -> None:
-        while True:
-            if failed.is_set():
-                raise _Stop
-            try:
-                q.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def get(q: queue.Queue[_Item | None]) -> _Item | None:
-        while True:
-            if failed.is_set():
-                raise _Stop
-            try:
-                return q.get(timeout=0.1)
-            except queue.Empty:
-                continue
-
-    def guarded(fn: Callable[[], None]) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                fn()
-            except _Stop:
-                pass
-            except BaseException as exc:
-                errors.append(exc)
-                failed.set()
-
-        return run
-
-    def reader() -> None:
-        for index in range(total):
-            put(decoded, read(index))
-        put(decoded, None)
-
-    def painter() -> None:
-        while (item := get(inferred)) is not None:
-            overlay(item)
-            put(shown, item)
-        put(shown, None)
-
-    def writer() -> None:
-        # The log is made on the thread that writes it.
-        with open_log() as visual_log:
-            finished = False
-            while not finished and (item := get(shown)) is not None:
-                # What is already waiting, up to what the station's writer commits at once.
-                items, finished = _with_waiting(shown, item, 32)
-                log(items, visual_log)
-            rows.append(int(visual_log.count()))
-
-    def inference() -> None:
-        finished = False
-        while not finished:
-            first = get(decoded)
-            if first is None:
-                break
-            # Batch what is already waiting; never wait for more.
-            items, finished = _with_waiting(decoded, first, max_batch)
-            infer(items)
-            for item in items:
-                put(inferred, item)
-        put(inferred, None)
-
-    threads = [
-        threading.Thread(target=guarded(reader), name="bench-reader", daemon=True),
-        threading.Thread(target=guarded(painter), name="bench-overlay", daemon=True),
-        threading.Thread(target=guarded(writer), name="bench-writer", daemon=True),
-    ]
-    for t in threads:
-        t.start()
-    guarded(inference)()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return rows[0]
-
-
 # ---------------------------------------------------------------------------------------- output
 
 
 def format_report(report: BenchReport) -> str:
+    """The report as text for a terminal."""
     lines = [
         f"{report.model} ({report.architecture}, {report.input_size} px"
         + (f", {report.views} views" if report.views > 1 else "")
-        + f")  backend {report.backend}  "
-        f"device {report.device}  threads {report.threads}  {report.mode}"
-        + (f" (batches up to {report.max_batch})" if report.mode == "pipelined" else "")
-        + (f", parts fed at {report.rate_hz:g}/s" if report.rate_hz else ", parts fed flat out"),
-        f"{report.parts} parts from {report.images} images in {report.wall_s:.1f} s: "
-        f"{report.parts_per_s:.1f} parts/s   CPU {report.cpu_ms_per_part:.1f} ms/part   "
-        f"rows logged: {report.rows_logged}   " + ", ".join(f"{k}: {v}" for k, v in report.verdicts.items()),
-        f"{'stage':<12}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'mean ms':>9}  what",
+        + f")  backend {report.backend}  device {report.device}  threads {report.threads}  {report.mode}"
+        + (
+            f" (batches up to {report.max_batch}, mean {report.mean_batch:g})"
+            if report.mode == "pipelined"
+            else ""
+        )
+        + (
+            f", files published at {report.rate_hz:g}/s"
+            if report.rate_hz
+            else ", files published all at once"
+        ),
+        f"{report.parts} parts in {report.wall_s:.2f} s: {report.parts_per_s:.1f} parts/s   "
+        f"CPU {report.cpu_ms_per_part:.1f} ms/part   rows logged: {report.rows_logged}   "
+        + ", ".join(f"{k}: {v}" for k, v in report.verdicts.items())
+        + (f"   ({report.duplicates_skipped} duplicate files left out)" if report.duplicates_skipped else ""),
+        f"{'per part':<12}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'mean ms':>9}  what",
     ]
-    for name, stats in [*report.stages.items(), ("end to end", report.end_to_end)]:
+    figures = [*report.stages.items(), ("in_station", report.in_station), ("end_to_end", report.end_to_end)]
+    for name, stats in figures:
         lines.append(
-            f"{name:<12}{stats.p50_ms:9.2f}{stats.p95_ms:9.2f}{stats.p99_ms:9.2f}{stats.mean_ms:9.2f}  "
-            + STAGE_HELP.get(name, "decode start to committed row (queue waits included)")
+            f"{name.replace('_', ' '):<12}{stats.p50_ms:9.2f}{stats.p95_ms:9.2f}{stats.p99_ms:9.2f}"
+            f"{stats.mean_ms:9.2f}  {STAGE_HELP[name]}"
         )
     if report.memory:
         first, last = report.memory[0], report.memory[-1]
@@ -534,24 +535,14 @@ def format_report(report: BenchReport) -> str:
             f"memory: RSS {first.rss_mb:.0f} MB after {first.parts} parts, {last.rss_mb:.0f} MB after "
             f"{last.parts}; growth after the first tenth {growth}; peak {report.peak_rss_mb} MB"
         )
-        if len(report.memory) > 2:
-            lines.append(
-                "  RSS MB by parts: "
-                + "  ".join(f"{m.parts}:{m.rss_mb:.0f}" for m in _thin(report.memory, 12))
-            )
+    elif report.peak_rss_mb is not None:
+        lines.append(f"memory: peak RSS {report.peak_rss_mb} MB")
     lines.append(f"load average (1 min) before/after: {report.load_average[0]} / {report.load_average[1]}")
     return "\n".join(lines)
 
 
-def _thin(samples: Sequence[MemorySample], n: int) -> list[MemorySample]:
-    if len(samples) <= n:
-        return list(samples)
-    picks = np.linspace(0, len(samples) - 1, n).round().astype(int)
-    return [samples[i] for i in sorted(set(picks.tolist()))]
-
-
 def plot_latency(reports: Sequence[BenchReport], path: Path) -> Path:
-    """Per-stage and end-to-end latency distributions (CDF, log time axis), one panel per run."""
+    """Per-part latency distributions (CDF, log time axis), one panel per run."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -559,7 +550,7 @@ def plot_latency(reports: Sequence[BenchReport], path: Path) -> Path:
 
     fig, axes = plt.subplots(1, len(reports), figsize=(6.5 * len(reports), 4.2), squeeze=False)
     for ax, report in zip(axes[0], reports, strict=True):
-        for name in (*STAGES, "end_to_end"):
+        for name in (*STAGES, "in_station", "end_to_end"):
             values = np.sort(np.asarray(report.timings_s.get(name, []), dtype=np.float64) * 1000.0)
             if values.size == 0:
                 continue
