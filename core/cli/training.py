@@ -77,6 +77,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     config = train_config(args)
     bars = ProgressBars()
+
+    def say(message: str) -> None:
+        bars.close()  # a line of its own, not inside a progress bar
+        print(message)
+
     try:
         # What the folder holds against what was asked (class map, sample sizes, split file) is
         # only known once it is scanned: those checks raise ValueError and are the user's to fix.
@@ -86,7 +91,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 args.data_dir,
                 args.out,
                 progress=bars,
-                log=lambda m: (bars.close(), print(m)),
+                log=say,
             )
     finally:
         bars.close()
