@@ -16,7 +16,6 @@ if TYPE_CHECKING:  # the explicit re-exports type checkers see
     from core.storage.errors import DuplicatePartError as DuplicatePartError
     from core.storage.errors import NotAllowedError as NotAllowedError
     from core.storage.errors import StorageError as StorageError
-    from core.storage.log import Entry as Entry
     from core.storage.log import VisualLog as VisualLog
     from core.storage.records import ChainHead as ChainHead
     from core.storage.records import ChainVerification as ChainVerification
@@ -29,13 +28,14 @@ if TYPE_CHECKING:  # the explicit re-exports type checkers see
     from core.storage.records import ShiftDefinition as ShiftDefinition
     from core.storage.records import ThresholdChange as ThresholdChange
     from core.storage.records import User as User
+    from core.storage.writing import Entry as Entry
 
 _WHERE = {
     "make_engine": "core.storage.db",
     "DuplicatePartError": "core.storage.errors",
     "NotAllowedError": "core.storage.errors",
     "StorageError": "core.storage.errors",
-    "Entry": "core.storage.log",
+    "Entry": "core.storage.writing",
     "VisualLog": "core.storage.log",
     "ChainHead": "core.storage.records",
     "ChainVerification": "core.storage.records",

@@ -26,16 +26,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, exists, false, func, insert, or_, select
 
 from core.common.types import Verdict
+from core.storage.context import LogContext
 from core.storage.errors import environment_errors
+from core.storage.media import media_path, remove_empty_folders
 from core.storage.schema import DecisionRow, KeepMarkRow, PrunedRangeRow, RetentionRunRow, ReviewRow
-
-if TYPE_CHECKING:
-    from core.storage.log import VisualLog
 
 _log = logging.getLogger(__name__)
 
@@ -84,17 +83,17 @@ class RetentionResult:
 
 
 def apply_retention(
-    log: VisualLog,
+    context: LogContext,
     policy: RetentionPolicy,
     *,
     user: str,
     now: datetime | None = None,
     dry_run: bool = False,
 ) -> RetentionResult:
-    """Remove the decisions of ``log``'s station that the policy no longer keeps.
+    """Remove the decisions of the log's station that the policy no longer keeps.
 
     Args:
-        log: The station's visual log (its media root is the one cleaned).
+        context: The station's open visual log (its media root is the one cleaned).
         policy: Ages and disk budget.
         user: Who runs it (a name recorded with the run; a scheduler may pass ``retention``).
         now: The time the ages count from (default: the log's clock).
@@ -104,17 +103,17 @@ def apply_retention(
         StorageError: The database or the media drive refused; what was removed stays removed,
             and the next run finishes the job.
     """
-    now = log.now() if now is None else now
-    where = repr(log)
-    with environment_errors(where), log.engine.connect() as connection:
-        station_id = log._find_station_id(connection)
+    now = context.now() if now is None else now
+    where = context.where
+    with environment_errors(where), context.engine.connect() as connection:
+        station_id = context.find_station_id(connection)
         if station_id is None:
             return RetentionResult(
                 run_id=None, decisions=0, files=0, media_bytes=0, ranges=0, dry_run=dry_run
             )
         cutoffs = _cutoffs(connection, station_id, policy, now)
-        with environment_errors(str(log.media_root)):
-            cutoffs = _apply_budget(connection, station_id, policy, cutoffs, log.media_root)
+        with environment_errors(str(context.media_root)):
+            cutoffs = _apply_budget(connection, station_id, policy, cutoffs, context.media_root)
         due = _due(station_id, cutoffs)
         number, media_bytes = connection.execute(
             select(func.count(), func.coalesce(func.sum(DecisionRow.media_bytes), 0)).where(due)
@@ -131,7 +130,7 @@ def apply_retention(
         )
 
     reason = _describe(policy)
-    with environment_errors(where), log._writer.begin() as connection:
+    with environment_errors(where), context.writer.begin() as connection:
         key = connection.execute(
             insert(RetentionRunRow).values(
                 station_id=station_id,
@@ -143,13 +142,13 @@ def apply_retention(
         ).inserted_primary_key
         assert key is not None
         run_id = int(key[0])
-    _log.info("retention run %s for %s: %s", run_id, log.station, reason)
+    _log.info("retention run %s for %s: %s", run_id, context.station, reason)
 
     decisions = files = freed = ranges = 0
     after_seq = 0
     touched: set[Path] = set()
     while True:
-        with environment_errors(where), log.engine.connect() as connection:
+        with environment_errors(where), context.engine.connect() as connection:
             chunk = connection.execute(
                 select(
                     DecisionRow.part_id,
@@ -166,11 +165,11 @@ def apply_retention(
             break
         after_seq = chunk[-1].seq
         # Step 1: the files. A crash after this leaves rows without files, which the next run removes.
-        with environment_errors(str(log.media_root)):
+        with environment_errors(str(context.media_root)):
             for row in chunk:
                 for relative in (row.image_path, row.heatmap_path):
                     if relative is not None:
-                        path = log.media_path(relative)
+                        path = media_path(context.media_root, relative)
                         try:
                             path.unlink()
                         except FileNotFoundError:
@@ -178,7 +177,7 @@ def apply_retention(
                         files += 1
                         touched.add(path.parent)
         # Step 2: the rows, as recorded pruned ranges, in one transaction.
-        with environment_errors(where), log._writer.begin() as connection:
+        with environment_errors(where), context.writer.begin() as connection:
             ids = [row.part_id for row in chunk]
             if connection.dialect.name == "postgresql":
                 # Lock them, so a review being added now waits and cannot lose its decision.
@@ -211,7 +210,7 @@ def apply_retention(
         decisions += len(still_due)
         freed += sum(row.media_bytes for row in still_due)
         ranges += len(spans)
-    _remove_empty_folders(touched, log.media_root)
+    remove_empty_folders(touched, context.media_root)
     return RetentionResult(
         run_id=run_id, decisions=decisions, files=files, media_bytes=freed, ranges=ranges, cutoffs=cutoffs
     )
@@ -315,18 +314,6 @@ def _contiguous(links: list[tuple[int, str]]) -> Iterator[tuple[int, int, str]]:
         previous, last_hash = seq, row_hash
     if first is not None and previous is not None:
         yield first, previous, last_hash
-
-
-def _remove_empty_folders(folders: set[Path], media_root: Path) -> None:
-    root = media_root.resolve()
-    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
-        current = folder
-        while current.resolve() != root and root in current.resolve().parents:
-            try:
-                current.rmdir()  # only when empty
-            except OSError:
-                break
-            current = current.parent
 
 
 def _as_utc(value: datetime) -> datetime:

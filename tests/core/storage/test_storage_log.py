@@ -400,9 +400,9 @@ def test_locked_database_raises_storage_error_and_recovers(log_sqlite: VisualLog
 def test_full_media_disk_raises_storage_error_and_leaves_no_files(
     log_sqlite: VisualLog, media_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import core.storage.log as log_module
+    import core.storage.media as media_module
 
-    real_write = log_module.write_atomic
+    real_write = media_module.write_atomic
 
     def write_until_heatmap(path: Path, data: bytes) -> None:
         if path.name.endswith("_heatmap.png"):
@@ -410,7 +410,7 @@ def test_full_media_disk_raises_storage_error_and_leaves_no_files(
             raise OSError(errno.ENOSPC, "No space left on device", str(path) + ".part")
         real_write(path, data)
 
-    monkeypatch.setattr(log_module, "write_atomic", write_until_heatmap)
+    monkeypatch.setattr(media_module, "write_atomic", write_until_heatmap)
     part = make_part()
     with pytest.raises(StorageError, match="disk is full") as raised:
         log_sqlite.record(part, make_inspection(), model_hash=MODEL_HASH)
@@ -418,7 +418,7 @@ def test_full_media_disk_raises_storage_error_and_leaves_no_files(
     assert rows_in_db(log_sqlite) == 0
     assert media_files(media_root) == []  # the image and the half-written heatmap are gone
 
-    monkeypatch.setattr(log_module, "write_atomic", real_write)
+    monkeypatch.setattr(media_module, "write_atomic", real_write)
     decision = log_sqlite.record(part, make_inspection(), model_hash=MODEL_HASH)
     assert log_sqlite.load_heatmap(decision) is not None
 
