@@ -28,7 +28,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -56,6 +55,7 @@ def run_station(
 ) -> dict[str, float]:
     """One round of the headless station; parts per second after the first part."""
     from core.outputs.jsonl import JsonLinesOutput
+    from core.station.config import StationConfig
     from core.station.runtime import build_runtime
 
     folder = Path(tempfile.mkdtemp(prefix="station-throughput-", dir=work))
@@ -64,24 +64,27 @@ def run_station(
     try:
         for i, path in enumerate(images):
             shutil.copyfile(path, inbox / f"{i:06d}_{path.name}")
-        runtime = build_runtime(
-            f"hotfolder:{inbox}",
-            model,
+        config = StationConfig(
+            source=f"hotfolder:{inbox}",
+            model=model,
             db_url=f"sqlite:///{folder / 'log.sqlite'}",
             media_root=folder / "media",
             station_name="throughput",
             threads=threads,
-            backend=backend,
+            backend=backend,  # type: ignore[arg-type]
             max_batch=max_batch,
-            source_options={"settle_s": 0.2, "scan_interval_s": 0.1},
+            source_options={"settle_s": 0.2, "scan_interval_s": 0.1},  # type: ignore[arg-type]
         )
+        runtime = build_runtime(config)
         sink = JsonLinesOutput(io.StringIO())  # the per-part JSON line of the headless station
         runtime.listeners.append(sink.publish)
         try:
             while runtime.parts_done == 0:  # model warm, inbox listed, first part through
                 runtime.process_next(0.5)
             first, started = runtime.parts_done, time.perf_counter()
-            runtime.run(threading.Event(), max_parts=len(images) - first)
+            while runtime.parts_done < len(images):
+                runtime.process_next(0.2)
+            runtime.drain()
             wall = time.perf_counter() - started
             done = runtime.parts_done
         finally:
