@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _cmd_generate(args: argparse.Namespace) -> int:
     from core.common.progress import ProgressBars
-    from core.synth.parts import generate_dataset
+    from core.synth.dataset import generate_dataset
 
     bars = ProgressBars()
     try:
@@ -50,7 +50,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_feed(args: argparse.Namespace) -> int:
-    from core.synth.parts import feed_hot_folder
+    from core.synth.feeder import feed_hot_folder
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -207,7 +207,7 @@ class DemoFeeder:
     def __init__(
         self, inbox: Path, *, rate_hz: float = 2.0, count: int | None = None, bad_fraction: float = 0.25
     ):
-        from core.synth.parts import feed_hot_folder
+        from core.synth.feeder import feed_hot_folder
 
         self.inbox = inbox
         self._stop = threading.Event()

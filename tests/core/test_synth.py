@@ -1,4 +1,4 @@
-"""Tests for the synthetic part generator (core.synth.parts)."""
+"""Tests for the synthetic part generator (core.synth: parts, defects, dataset, feeder)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
-from core.synth import parts as synth
-from core.synth.parts import (
-    DEFECT_KINDS,
-    PartSpec,
-    feed_hot_folder,
-    generate_dataset,
-    part_image,
-    render_part,
-)
+from core.synth import feeder
+from core.synth.dataset import generate_dataset
+from core.synth.defects import DEFECT_KINDS
+from core.synth.feeder import feed_hot_folder
+from core.synth.parts import PartSpec, part_image, render_part
 
 SIZE = 256  # small enough to keep the suite fast, large enough for every defect to show
 
@@ -301,7 +297,7 @@ def test_feeder_renames_from_a_hidden_temp_file_in_the_same_folder(
         replaced.append((src_path, dst_path))
         real_replace(src, dst)
 
-    monkeypatch.setattr(synth.os, "replace", recording_replace)
+    monkeypatch.setattr(feeder.os, "replace", recording_replace)
     feed_hot_folder(tmp_path, rate_hz=1000.0, count=3, size=32)
     assert len(replaced) == 3
     for src, dst in replaced:

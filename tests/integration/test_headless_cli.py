@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from core.synth.parts import feed_hot_folder
+from core.synth.feeder import feed_hot_folder
 
 
 def _env(home: Path) -> dict[str, str]:
