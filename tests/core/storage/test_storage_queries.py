@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from storage_helpers import MODEL_HASH, FakeClock, make_inspection, make_part
 
 from core.common.types import Decision, Verdict
-from core.storage import HourCount, VisualLog
+from core.storage import Entry, HourCount, VisualLog
+from core.storage.retention import RetentionPolicy
 
 T0 = datetime(2025, 3, 14, 6, 0, tzinfo=UTC)
 SCORES = [0.05, 0.95, 0.45, None, 0.55, 0.5, 0.2, 0.8, None, 0.49, 0.7, 0.1]  # one every 20 minutes
@@ -90,9 +94,64 @@ def _statements(log: VisualLog) -> Iterator[list[tuple[str, Any]]]:
         event.remove(log.engine, "before_cursor_execute", capture)
 
 
-def test_gui_queries_use_indexes_on_sqlite(log_sqlite: VisualLog) -> None:
-    log = log_sqlite
-    log.record(make_part(), make_inspection(), model_hash=MODEL_HASH)  # creates the station
+def _spread(log: VisualLog, number: int, *, batch: int = 250) -> None:
+    """``number`` decisions of every verdict, with scores all over 0..1 (heatmap files only)."""
+    scores = iter(np.random.default_rng(3).random(number))
+    for start in range(0, number, batch):
+        entries = []
+        for index in range(start, min(start + batch, number)):
+            if index % 3 == 0:
+                entries.append(Entry(part=make_part(image=False, error="no image"), inspection=None))
+            else:
+                entries.append(
+                    Entry(part=make_part(image=False), inspection=make_inspection(score=next(scores)))
+                )
+        log.record_many(entries, model_hash=MODEL_HASH)
+
+
+def _not_inspected(log: VisualLog, number: int, *, batch: int = 500) -> None:
+    """``number`` decisions without media files: a thousand rows in a moment."""
+    for start in range(0, number, batch):
+        entries = [
+            Entry(part=make_part(image=False, error="no image"), inspection=None)
+            for _ in range(min(batch, number - start))
+        ]
+        log.record_many(entries, model_hash=None)
+
+
+def _statistics(url: str, table: str = "decisions") -> dict[str, int]:
+    """The planner statistics of ``table``'s indexes, read from the file: index -> rows recorded."""
+    path = make_url(url).database
+    assert path is not None
+    connection = sqlite3.connect(path)
+    try:
+        if connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone() is None:
+            return {}
+        rows = connection.execute("SELECT idx, stat FROM sqlite_stat1 WHERE tbl = ?", (table,)).fetchall()
+    finally:
+        connection.close()
+    return {index: int(stat.split()[0]) for index, stat in rows}
+
+
+DECISION_INDEXES = {
+    "ix_decisions_station_time",
+    "ix_decisions_station_verdict_time",
+    "ix_decisions_station_score",
+    "ix_decisions_content_hash",
+}
+
+
+@pytest.mark.parametrize("rows", [1, 1200], ids=["without statistics", "with statistics"])
+def test_gui_queries_use_indexes_on_sqlite(
+    sqlite_url: str, open_log: Callable[..., VisualLog], rows: int
+) -> None:
+    log = open_log(sqlite_url)
+    _spread(log, rows)
+    if rows > 1:  # the planner's statistics must not talk it into scanning the table
+        open_log(sqlite_url).close()
+        assert set(_statistics(sqlite_url)) >= DECISION_INDEXES
+    else:
+        assert _statistics(sqlite_url) == {}
     start = datetime(2025, 1, 1, tzinfo=UTC)
     calls = {
         "latest": lambda: log.latest(50),
@@ -102,6 +161,7 @@ def test_gui_queries_use_indexes_on_sqlite(log_sqlite: VisualLog) -> None:
         "score band, page filled among the newest": lambda: log.find(score_min=0.0, limit=1),
         "counts per hour": lambda: log.counts_per_hour(start, start + timedelta(days=1)),
         "counts": lambda: log.counts(),
+        "content hash": lambda: log.find_by_content_hash("0" * 64),
     }
     for name, call in calls.items():
         with _statements(log) as seen:
@@ -115,7 +175,50 @@ def test_gui_queries_use_indexes_on_sqlite(log_sqlite: VisualLog) -> None:
                 assert not scans, f"{name}: full scan of decisions: {details}"
 
 
-def test_sqlite_statistics_are_refreshed(log_sqlite: VisualLog) -> None:
-    # ANALYZE statistics let SQLite pick the better index of a score band vs. a time range.
-    with log_sqlite.engine.connect() as connection:
-        assert connection.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+def test_sqlite_statistics_are_refreshed(sqlite_url: str, open_log: Callable[..., VisualLog]) -> None:
+    # Statistics let SQLite tell a narrow time range from a wide score band.
+    log = open_log(sqlite_url)
+    assert _statistics(sqlite_url) == {}  # a new log: an empty table's figures would mislead the planner
+    _not_inspected(log, 1200)
+    assert _statistics(sqlite_url) == {}  # writing does not analyze
+    log.close()
+    analyzed = _statistics(sqlite_url)
+    assert set(analyzed) >= DECISION_INDEXES and set(analyzed.values()) == {1200}
+
+    log = open_log(sqlite_url)
+    _not_inspected(log, 300)
+    log.close()
+    assert set(_statistics(sqlite_url).values()) == {1200}  # 1500 rows: close enough, not analyzed again
+
+    log = open_log(sqlite_url)
+    _not_inspected(log, 1000)
+    log.close()
+    assert set(_statistics(sqlite_url).values()) == {2500}  # more than twice as many: analyzed again
+
+
+def test_statistics_of_a_log_never_closed_are_refreshed_when_it_opens(
+    sqlite_url: str, open_log: Callable[..., VisualLog]
+) -> None:
+    station = open_log(sqlite_url)
+    _not_inspected(station, 1100)  # then the power goes: the station never closes its log
+    assert _statistics(sqlite_url) == {}
+    open_log(sqlite_url)
+    assert set(_statistics(sqlite_url).values()) == {1100}
+
+
+def test_statistics_are_refreshed_after_retention_removed_decisions(
+    sqlite_url: str, open_log: Callable[..., VisualLog]
+) -> None:
+    clock = FakeClock(T0)
+    log = open_log(sqlite_url, clock=clock)
+    _not_inspected(log, 1500)
+    clock.now = T0 + timedelta(days=200)
+    _not_inspected(log, 100)
+    log.close()
+    assert set(_statistics(sqlite_url).values()) == {1600}
+
+    log = open_log(sqlite_url, clock=clock)
+    assert log.prune(RetentionPolicy(), dry_run=True).decisions == 1500
+    assert set(_statistics(sqlite_url).values()) == {1600}  # a dry run changes nothing
+    assert log.prune(RetentionPolicy()).decisions == 1500  # not inspected: gone after 90 days
+    assert set(_statistics(sqlite_url).values()) == {100}  # refreshed before the log closes
