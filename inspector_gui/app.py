@@ -9,8 +9,10 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .worker import RuntimeLike
+if TYPE_CHECKING:
+    from core.station.loop import LoopRuntime, LoopSettings
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +36,9 @@ def ensure_qt_platform() -> None:
 
 
 def run_station(
-    runtime_factory: Callable[[], RuntimeLike],
+    runtime_factory: Callable[[], LoopRuntime],
     *,
+    settings: LoopSettings | None = None,
     title: str | None = None,
     quit_after: int | None = None,
     screenshot: Path | None = None,
@@ -43,8 +46,10 @@ def run_station(
     """Open the station window on a runtime and run until the window closes.
 
     Args:
-        runtime_factory: builds the station runtime; called on the worker thread (and again
-            after a failure).
+        runtime_factory: builds the station runtime (``core.station.runtime.build_runtime`` of
+            a ``StationConfig``); called on the worker thread, again after a failure.
+        settings: the run loop's back-off and polling (``LoopSettings.from_config``); default
+            the window's own (``GUI_SETTINGS``).
         title: the window title; default ``"inspector — <station>"``.
         quit_after: close the window and quit after this many parts (smoke tests, demo).
         screenshot: save a PNG of the window here just before it closes.
@@ -68,7 +73,7 @@ def run_station(
         app.setApplicationDisplayName("inspector")
     assert isinstance(app, QApplication)
 
-    controller = WorkerController(runtime_factory)
+    controller = WorkerController(runtime_factory, settings=settings)
     window = StationWindow(controller, title=title, quit_after=quit_after, screenshot=screenshot)
 
     # The window's own close ends the run, and nothing else: with quit-on-last-window-closed Qt

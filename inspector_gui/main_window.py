@@ -1,5 +1,9 @@
 """The operator's window: the newest part, its verdict, the history and the shift counters.
 
+The window shows what the station's run loop says: the source's state, and every alarm until the
+loop clears it (source offline, storage unavailable, station restarting). While one is raised
+the view does not pass for live news: the LIVE pill and button turn to the alarm, in words.
+
 Parts arrive from the worker as fast as the line runs. ``_on_worker_inspected`` only records
 them (counters, history, "newest"); the pixels are drawn by ``_on_repaint_timer_timeout`` at
 most 15 times a second, so a burst of parts costs one repaint, not one per part.
@@ -31,10 +35,12 @@ from PySide6.QtWidgets import (
 )
 
 from core.common.types import InspectedPart, Verdict
+from core.sources.base import SourceStatus
+from core.station.events import AlarmKind, AlarmRaised, StationInfo
 
 from . import theme
 from .widgets import CounterTile, ElidedLabel, HistoryStrip, PartView, ScoreBar, VerdictBanner, local_time
-from .worker import StationInfo, WorkerController
+from .worker import WorkerController
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +109,10 @@ class StationWindow(QMainWindow):
         self._history: deque[InspectedPart] = deque(maxlen=HISTORY_LENGTH)
         self._total = self._good = self._bad = self._not_inspected = 0
         self._arrivals: deque[float] = deque()
-        self._alarm: str | None = None
-        self._worker_status = "worker starting"
+        self._alarms: dict[AlarmKind, str] = {}  # raised and not cleared; the newest last
+        self._stopped_alarm: str | None = None  # the loop ended while the window is open
+        self._source_status: SourceStatus | None = None
+        self._started = False
         self._closing = False
         self._has_closed = False
         self.render_count = 0  # how often the part was actually repainted (tests, diagnostics)
@@ -125,6 +133,9 @@ class StationWindow(QMainWindow):
             worker.inspected.connect(self._on_worker_inspected)
             worker.failed.connect(self._on_worker_failed)
             worker.runtime_started.connect(self._on_worker_runtime_started)
+            worker.source_status_changed.connect(self._on_worker_source_status_changed)
+            worker.alarm_raised.connect(self._on_worker_alarm_raised)
+            worker.alarm_cleared.connect(self._on_worker_alarm_cleared)
             worker.stopped.connect(self._on_worker_stopped)
         self.render_now()
 
@@ -344,7 +355,36 @@ class StationWindow(QMainWindow):
 
     @property
     def alarm_text(self) -> str | None:
-        return self._alarm
+        """The alarm shown: the newest one raised and not cleared."""
+        if self._stopped_alarm is not None:
+            return self._stopped_alarm
+        return next(reversed(self._alarms.values()), None)
+
+    @property
+    def source_status(self) -> SourceStatus | None:
+        return self._source_status
+
+    @property
+    def worker_status(self) -> str:
+        """The status bar's summary of the station's state, worst news first."""
+        if self._stopped_alarm is not None:
+            return "worker STOPPED"
+        if AlarmKind.STATION in self._alarms:
+            return "worker FAILED — restarting"
+        if AlarmKind.STORAGE in self._alarms:
+            return "storage ALARM — parts wait at the source"
+        if self._source_status is not None and not self._source_status.online:
+            return f"source OFFLINE: {self._source_status.message}"
+        return "worker running" if self._started else "worker starting"
+
+    def _pill_alarm(self) -> str | None:
+        """What the LIVE pill and button say instead of LIVE, if anything."""
+        if self._stopped_alarm is not None:
+            return "STOPPED"
+        offline = self._source_status is not None and not self._source_status.online
+        if offline or AlarmKind.SOURCE in self._alarms:
+            return "OFFLINE"
+        return "ALARM" if self._alarms else None
 
     @property
     def history(self) -> list[InspectedPart]:
@@ -379,9 +419,6 @@ class StationWindow(QMainWindow):
         self._arrivals.append(now)
         self._history.append(part)
         self._latest = part
-        # A part made it through the runtime again, so the worker has recovered.
-        self._alarm = None
-        self._worker_status = "worker running"
         self._dirty = True
         if self._quit_after is not None and self._total >= self._quit_after and not self._closing:
             self._closing = True
@@ -389,9 +426,28 @@ class StationWindow(QMainWindow):
 
     @Slot(str)
     def _on_worker_failed(self, message: str) -> None:
+        # The alarm itself comes with alarm_raised; this is for the log.
         log.warning("worker failed: %s", message)
-        self._alarm = f"⚠  {datetime.now():%H:%M:%S}   {message}"
-        self._worker_status = "worker FAILED — restarting"
+
+    @Slot(object)
+    def _on_worker_alarm_raised(self, event: AlarmRaised) -> None:
+        self._alarms.pop(event.kind, None)  # raised again: it becomes the newest
+        self._alarms[event.kind] = f"⚠  {datetime.now():%H:%M:%S}   {event.message}"
+        self._dirty = True
+        self._render_alarm()
+
+    @Slot(object)
+    def _on_worker_alarm_cleared(self, kind: AlarmKind) -> None:
+        self._alarms.pop(kind, None)
+        self._dirty = True
+        self._render_alarm()
+
+    @Slot(object)
+    def _on_worker_source_status_changed(self, status: SourceStatus) -> None:
+        self._source_status = status
+        description = self._info.source_description if self._info else "source"
+        state = "online" if status.online else f"OFFLINE: {status.message}"
+        self._status_source.setText(f"source  {description}  ·  {state}")
         self._dirty = True
         self._render_alarm()
 
@@ -407,17 +463,16 @@ class StationWindow(QMainWindow):
         model = info.model_name + (f"  #{info.short_hash}" if info.short_hash else "")
         self._status_model.setText(f"model  {model}")
         self._status_threshold.setText(f"threshold  {_format_score(info.threshold)}")
-        if self._alarm is None:
-            self._worker_status = "worker running"
-            self._render_alarm()
+        self._started = True
+        self._render_alarm()
 
     @Slot()
     def _on_worker_stopped(self) -> None:
         if self._closing:
             return
-        # Only a bug (an exception the worker does not catch) ends the loop while the window is open.
-        self._alarm = f"⚠  {datetime.now():%H:%M:%S}   Inspection stopped: restart the station"
-        self._worker_status = "worker STOPPED"
+        # The loop ended while the window is open (a bug, or a source that ended): say so.
+        self._stopped_alarm = f"⚠  {datetime.now():%H:%M:%S}   Inspection stopped: restart the station"
+        self._dirty = True
         self._render_alarm()
 
     @Slot(bool)
@@ -448,6 +503,8 @@ class StationWindow(QMainWindow):
             self.render_count += 1
         self.part_view.set_part(part)
         self.part_view.set_live(self._live)
+        alarm = self._pill_alarm()
+        self.part_view.set_alarm(alarm)
         self._render_verdict(part)
         self._render_clock()
         self._render_counters()
@@ -455,8 +512,15 @@ class StationWindow(QMainWindow):
         self.history_strip.set_parts(
             self.history, None if self._live or part is None else part.decision.part_id
         )
-        self.live_button.setText("●  LIVE" if self._live else "▶  GO LIVE")
-        self.live_button.setProperty("live", "true" if self._live else "false")
+        if not self._live:
+            self.live_button.setText("▶  GO LIVE")
+            self.live_button.setProperty("live", "false")
+        elif alarm is not None:
+            self.live_button.setText(f"⚠  {alarm}")
+            self.live_button.setProperty("live", "alarm")
+        else:
+            self.live_button.setText("●  LIVE")
+            self.live_button.setProperty("live", "true")
         self.live_button.style().unpolish(self.live_button)
         self.live_button.style().polish(self.live_button)
 
@@ -512,15 +576,17 @@ class StationWindow(QMainWindow):
         tiles["rate"].set_value("—" if counters.total < 2 else f"{counters.parts_per_min:.0f}")
 
     def _render_alarm(self) -> None:
-        if self._alarm:
-            if self.alarm_label.text() != self._alarm:
-                self.alarm_label.setText(self._alarm)
+        alarm = self.alarm_text
+        if alarm:
+            if self.alarm_label.text() != alarm:
+                self.alarm_label.setText(alarm)
             self.alarm_label.show()
         elif self.alarm_label.isVisible() or self.alarm_label.text():
             self.alarm_label.clear()
             self.alarm_label.hide()
-        if self._status_worker.text() != self._worker_status:
-            self._status_worker.setText(self._worker_status)
+        status = self.worker_status
+        if self._status_worker.text() != status:
+            self._status_worker.setText(status)
 
     def _parts_per_min(self, now: float) -> float:
         arrivals = self._arrivals

@@ -26,6 +26,8 @@ BAD = "#d63c3c"
 NOT_INSPECTED = "#f0a500"
 WAITING = "#39404c"
 ALARM = "#b3261e"
+LIVE_BACKGROUND = "#173524"  # the LIVE pill and button: green only while the news is current
+LIVE_TEXT = "#7fe0a6"
 
 VERDICT_COLOURS: dict[Verdict, str] = {
     Verdict.GOOD: GOOD,
@@ -188,9 +190,14 @@ QPushButton:hover {{
     border-color: {ACCENT};
 }}
 QPushButton#live[live="true"] {{
-    background: #173524;
-    color: #7fe0a6;
+    background: {LIVE_BACKGROUND};
+    color: {LIVE_TEXT};
     border-color: {GOOD};
+}}
+QPushButton#live[live="alarm"] {{
+    background: {ALARM};
+    color: #ffffff;
+    border-color: {ALARM};
 }}
 QPushButton#live[live="false"] {{
     background: {NOT_INSPECTED};

@@ -85,6 +85,7 @@ class PartView(QWidget):
         self._part: InspectedPart | None = None
         self._heatmap_visible = True
         self._live = True
+        self._alarm: str | None = None  # e.g. "OFFLINE": the pill says so instead of LIVE
         self._cache_key: tuple[object, ...] | None = None
         self._cache_image: QImage | None = None
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -112,6 +113,17 @@ class PartView(QWidget):
     def set_live(self, live: bool) -> None:
         if live != self._live:
             self._live = live
+            self.update()
+
+    @property
+    def alarm(self) -> str | None:
+        return self._alarm
+
+    def set_alarm(self, alarm: str | None) -> None:
+        """While the source is offline or an alarm is raised the view is not live news: the
+        pill says ``alarm`` (a word, an icon and the alarm colour) instead of LIVE."""
+        if alarm != self._alarm:
+            self._alarm = alarm
             self.update()
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
@@ -165,7 +177,7 @@ class PartView(QWidget):
             painter.drawImage(target, image)
             if self._heatmap_visible and part.heatmap is not None:
                 self._draw_legend(painter, target)
-        if part is not None:
+        if part is not None or self._alarm is not None:
             self._draw_mode_pill(painter)
         painter.end()
 
@@ -193,9 +205,12 @@ class PartView(QWidget):
         painter.drawText(text_box, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, "HIGH")
 
     def _draw_mode_pill(self, painter: QPainter) -> None:
-        text = "●  LIVE" if self._live else "❚❚  REVIEW"
-        background = QColor("#173524") if self._live else QColor(theme.NOT_INSPECTED)
-        foreground = QColor("#7fe0a6") if self._live else QColor("#1a1400")
+        if self._live and self._alarm is not None:
+            text, background, foreground = f"⚠  {self._alarm}", QColor(theme.ALARM), QColor("#ffffff")
+        elif self._live:
+            text, background, foreground = "●  LIVE", QColor(theme.LIVE_BACKGROUND), QColor(theme.LIVE_TEXT)
+        else:
+            text, background, foreground = "❚❚  REVIEW", QColor(theme.NOT_INSPECTED), QColor("#1a1400")
         font = _font(13, QFont.Weight.Bold)
         painter.setFont(font)
         width = painter.fontMetrics().horizontalAdvance(text) + 24

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
-import threading
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from core.common.types import Verdict
-from core.station.runtime import build_runtime
+from core.model.bundle import read_card
+from core.station.config import SourceOptions, StationConfig
+from core.station.events import PartInspected, StationEvent, StationStopped
+from core.station.loop import LoopSettings, StationLoop
+from core.station.runtime import StationRuntime, build_runtime
 from core.storage import VisualLog
 from core.synth.parts import part_image
+
+FAST_SOURCE = SourceOptions(settle_s=0.1, scan_interval_s=0.1, truncated_grace_s=0.2)
+
+
+def _config(inbox: Path, model: Path, tmp_path: Path, **fields: object) -> StationConfig:
+    return StationConfig(
+        source=f"hotfolder:{inbox}",
+        model=model,
+        db_url=f"sqlite:///{tmp_path / 'log.sqlite'}",
+        media_root=tmp_path / "media",
+        station_name="t",
+        **fields,  # type: ignore[arg-type]
+    )
 
 
 def _write_parts(inbox: Path) -> dict[str, str]:
@@ -37,14 +54,15 @@ def test_hot_folder_every_file_one_row(tiny_model: Path, tmp_path: Path) -> None
     inbox = tmp_path / "inbox"
     expected = _write_parts(inbox)
     db = f"sqlite:///{tmp_path / 'log.sqlite'}"
-    seen = []
-    runtime = build_runtime(
-        f"hotfolder:{inbox}", tiny_model, db_url=db, media_root=tmp_path / "media", station_name="t"
-    )
-    runtime.listeners.append(seen.append)
-    done = runtime.run(threading.Event(), max_parts=len(expected))
-    runtime.close()
+    config = _config(inbox, tiny_model, tmp_path, max_parts=len(expected))
+    events: list[StationEvent] = []
+    loop = StationLoop(lambda: build_runtime(config), settings=LoopSettings.from_config(config))
+    loop.subscribe(events.append)
+    done = loop.run()  # returns by itself after max_parts
     assert done == len(expected)
+    assert events[-1] == StationStopped(parts_done=len(expected), finished=True)
+    seen = [e.item for e in events if isinstance(e, PartInspected)]
+    card_threshold = read_card(tiny_model).threshold
 
     with VisualLog(db, media_root=tmp_path / "media", station="t") as log:
         decisions = log.latest(100)
@@ -55,7 +73,9 @@ def test_hot_folder_every_file_one_row(tiny_model: Path, tmp_path: Path) -> None
             d = by_name[name]
             if want == "inspected":
                 assert d.verdict in (Verdict.GOOD, Verdict.BAD)
-                assert d.score is not None and d.threshold is not None and d.model_hash
+                # the threshold in force (the card's: none was configured) and the verdict it gave
+                assert d.threshold == card_threshold and d.score is not None and d.model_hash
+                assert d.verdict is (Verdict.BAD if d.score >= card_threshold else Verdict.GOOD)
                 heat = log.load_heatmap(d)
                 assert heat is not None and heat.dtype == np.uint8
                 assert (inbox / "processed" / name).is_file()
@@ -73,15 +93,15 @@ def test_start_up_registers_the_model_and_audits_a_changed_threshold(
     inbox = tmp_path / "inbox"
     db = f"sqlite:///{tmp_path / 'log.sqlite'}"
     for threshold in (None, None, 0.25):  # the second start changes nothing, the third does
-        runtime = build_runtime(
-            f"hotfolder:{inbox}",
-            tiny_model,
+        config = StationConfig(
+            source=f"hotfolder:{inbox}",
+            model=tiny_model,
             db_url=db,
             media_root=tmp_path / "m",
             station_name="t",
             threshold=threshold,
         )
-        runtime.close()
+        build_runtime(config).close()
     with VisualLog(db, media_root=tmp_path / "m", station="t") as log:
         changes = log.threshold_changes()
         models = log.models()
@@ -95,7 +115,7 @@ def test_writer_group_commit_falls_back_to_one_row_per_part(tmp_path: Path) -> N
     from datetime import UTC, datetime
 
     from core.common.types import Inspection, Part
-    from core.station.runtime import _Job, _record_group
+    from core.station.writer import Job, record_group
 
     def part(i: int) -> Part:
         image, _ = part_image(12, i, defective=False, size=64)
@@ -104,16 +124,62 @@ def test_writer_group_commit_falls_back_to_one_row_per_part(tmp_path: Path) -> N
     heat = np.zeros((8, 8), np.uint8)
     fine = Inspection(score=0.2, threshold=0.5, heatmap=heat, latency_ms=1.0)
     odd = Inspection(score=0.9, threshold=0.5, heatmap=heat.astype(np.float32), latency_ms=1.0)
-    jobs = [_Job(part(0), fine, None), _Job(part(1), odd, None), _Job(part(2), fine, None)]
+    jobs = [Job(part(0), fine, None), Job(part(1), odd, None), Job(part(2), fine, None)]
     with VisualLog(f"sqlite:///{tmp_path / 'log.sqlite'}", media_root=tmp_path / "media") as log:
-        done = _record_group(log, jobs, "ab" * 32, "m")
+        done = record_group(log, jobs, "ab" * 32, "m")
         assert [d.error for d in done] == [None, None, None]
         assert [d.decision.verdict for d in done] == [Verdict.GOOD, Verdict.NOT_INSPECTED, Verdict.GOOD]
         assert "recording the decision failed" in (done[1].decision.reason or "")
         assert log.count() == 3 and log.verify().ok
 
         # A group without odd parts goes in as it is, on the same chain.
-        more = [_Job(part(i), fine, None) for i in (3, 4, 5)]
-        done = _record_group(log, more, "ab" * 32, "m")
+        more = [Job(part(i), fine, None) for i in (3, 4, 5)]
+        done = record_group(log, more, "ab" * 32, "m")
         assert [d.decision.verdict for d in done] == [Verdict.GOOD] * 3
         assert log.count() == 6 and log.chain_head().seq == 6 and log.verify().ok
+
+
+def _run_until(runtime: StationRuntime, rows: int, limit_s: float = 60.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while runtime.parts_done < rows:
+        assert time.monotonic() < deadline, f"{runtime.parts_done} of {rows} parts after {limit_s} s"
+        runtime.process_next(0.2)
+
+
+def test_each_row_carries_the_threshold_in_force_also_after_a_change_at_run_time(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    config = _config(inbox, tiny_model, tmp_path, threshold=0.5, source_options=FAST_SOURCE)
+    runtime = build_runtime(config)
+    items = []
+    runtime.listeners.append(items.append)
+
+    def feed(first: int) -> None:
+        for i in range(first, first + 4):
+            image, _ = part_image(21, i, defective=bool(i % 2), size=96)
+            cv2.imwrite(str(inbox / f"p{i}.png"), image)
+
+    try:
+        feed(0)
+        _run_until(runtime, 4)
+        runtime.inspector.set_threshold(0.0625)  # as a supervisor would, while the line runs
+        assert runtime.info().threshold == 0.0625
+        feed(4)
+        _run_until(runtime, 8)
+    finally:
+        runtime.close()
+    with VisualLog(config.db_url, media_root=config.media_root, station="t") as log:
+        rows = {Path(d.source_ref).name: d for d in log.latest(100)}
+    assert len(rows) == 8 and len(items) == 8
+    for i in range(8):
+        d = rows[f"p{i}.png"]
+        want = 0.5 if i < 4 else 0.0625
+        assert d.threshold == want, (i, d.threshold)
+        assert d.score is not None
+        assert d.verdict is (Verdict.BAD if d.score >= want else Verdict.GOOD)
+    # What the listeners (GUI, outputs) were shown is what was stored.
+    assert {i.decision.part_id: i.decision.threshold for i in items} == {
+        d.part_id: d.threshold for d in rows.values()
+    }

@@ -4,11 +4,12 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports Qt
 
+import dataclasses  # noqa: E402
 import weakref  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 
 import pytest  # noqa: E402
-from gui_fakes import FakeLine, make_inspected_part  # noqa: E402
+from gui_fakes import FAST_WORKER, FakeLine, make_inspected_part  # noqa: E402
 from PySide6.QtCore import QThread, QtMsgType, qInstallMessageHandler  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
@@ -29,7 +30,6 @@ def mixed_parts() -> list[InspectedPart]:
     return [make_inspected_part(i, v) for i, v in enumerate(verdicts)]
 
 
-FAST_WORKER = {"poll_timeout_s": 0.02, "backoff_first_s": 0.05, "backoff_max_s": 0.2}
 
 
 @pytest.fixture
@@ -43,7 +43,8 @@ def open_station(qtbot):
     windows: list[StationWindow] = []
 
     def _open(line: FakeLine, worker_options: dict | None = None, **window_options) -> StationWindow:
-        controller = WorkerController(line.factory, **{**FAST_WORKER, **(worker_options or {})})
+        settings = dataclasses.replace(FAST_WORKER, **(worker_options or {}))
+        controller = WorkerController(line.factory, settings=settings)
         window = StationWindow(controller, **window_options)
         qtbot.addWidget(window)
         windows.append(window)

@@ -8,15 +8,20 @@ Kept apart from conftest.py (and without Qt) so test modules can import it by a 
 import dataclasses
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 import cv2
 import numpy as np
 
 from core.common.types import Decision, InspectedPart, Verdict, new_part_id
+from core.sources.base import SourceStatus
+from core.station.events import StationInfo
+from core.station.loop import LoopSettings
 
 THRESHOLD = 0.5
+# The run loop paced for tests: short steps and back-offs.
+FAST_WORKER = LoopSettings(step_timeout_s=0.02, backoff_first_s=0.05, backoff_max_s=0.2, status_poll_s=0.05)
 
 
 # -- test parts -----------------------------------------------------------------------------
@@ -100,6 +105,9 @@ class FakeLine:
         factory_failures: how many first factory calls raise ``OSError``.
         endless: after ``parts`` run out, deliver copies of them forever.
         delay_s: time each delivered part "takes" (inference).
+
+    ``online`` and ``problem`` are the source's state as its runtimes report it; a test may
+    change them while the line runs.
     """
 
     def __init__(
@@ -121,6 +129,8 @@ class FakeLine:
         self.builds = 0
         self.runtimes: list[FakeRuntime] = []
         self.build_threads: list[threading.Thread] = []
+        self.online = True
+        self.problem = ""
         self._lock = threading.Lock()
 
     def factory(self) -> "FakeRuntime":
@@ -155,23 +165,41 @@ class FakeLine:
 
 
 class FakeRuntime:
-    """Stands in for ``core.station.runtime.StationRuntime`` in widget tests only."""
-
-    station_name = "line-3 / station A"
-    source_description = "hot folder /srv/inspector/hotfolder/inbox"
-    model_name = "resnet18-discs"
-    model_hash = "9f2c4e1ab37d5c60" + "0" * 48
-    threshold = THRESHOLD
+    """Stands in for ``core.station.runtime.StationRuntime`` (``core.station.loop.LoopRuntime``)
+    in widget tests only; the real runtime is checked against the same protocol in
+    test_gui_worker.py."""
 
     def __init__(self, line: FakeLine) -> None:
         self._line = line
+        self.listeners: list[Callable[[InspectedPart], None]] = []
+        self.max_parts: int | None = None
+        self.parts_done = 0
+        self.finished = False
         self.closed = False
         self.thread = threading.current_thread()
         self.close_thread: threading.Thread | None = None
 
+    def info(self) -> StationInfo:
+        return StationInfo(
+            station_name="line-3 / station A",
+            source_description="hot folder /srv/inspector/hotfolder/inbox",
+            model_name="resnet18-discs",
+            model_hash="9f2c4e1ab37d5c60" + "0" * 48,
+            threshold=THRESHOLD,
+        )
+
+    def poll_status(self, *, force: bool = False) -> SourceStatus:
+        line = self._line
+        return SourceStatus(online=line.online, message="watching the inbox" if line.online else line.problem)
+
     def process_next(self, timeout_s: float) -> InspectedPart | None:
         assert not self.closed, "process_next after close"
-        return self._line.take(timeout_s)
+        part = self._line.take(timeout_s)
+        if part is not None:
+            self.parts_done += 1
+            for listener in self.listeners:  # as the real runtime does, once the row is in
+                listener(part)
+        return part
 
     def close(self) -> None:
         self.closed = True

@@ -6,7 +6,7 @@ import time
 import cv2
 import numpy as np
 import pytest
-from gui_fakes import FakeLine, make_inspected_part
+from gui_fakes import FAST_WORKER, FakeLine, make_inspected_part
 from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QApplication
@@ -56,7 +56,31 @@ def test_good_and_not_inspected_banners(qtbot, open_station):
     assert window.verdict_banner.colour() == QColor(theme.NOT_INSPECTED)
     assert window.verdict_banner.reason() == "image is 0 bytes"
     assert window.score_label.text() == "—"
-    window.part_view.grab()  # a part without pixels paints its reason, without raising
+    # A part without pixels paints its reason, in muted text, on the view's background: no
+    # picture, no verdict frame (nothing amber), and not the "waiting" text of an empty view.
+    no_image = _pixels(window.part_view)
+    background = np.array(QColor(theme.VIEW_BACKGROUND).getRgb()[:3])
+    muted = np.array(QColor(theme.TEXT_MUTED).getRgb()[:3])
+    text = np.abs(no_image - muted).sum(axis=2) < 60
+    assert text.sum() > 200  # the words were drawn
+    assert np.abs(no_image - background).sum(axis=2).mean() < 15  # and little else
+    amber = np.array(QColor(theme.NOT_INSPECTED).getRgb()[:3])
+    pill = np.abs(no_image - amber).sum(axis=2) < 40
+    assert pill.sum() == 0  # live: the amber REVIEW pill is not shown
+    window.show_part(parts[0])  # a part with a picture paints many more bright pixels
+    assert (_pixels(window.part_view).sum(axis=2) > 300).sum() > 10 * (no_image.sum(axis=2) > 300).sum()
+
+
+def _pixels(widget) -> np.ndarray:
+    """The widget as drawn now: an H x W x 3 int array (RGB)."""
+    image = widget.grab().toImage().convertToFormat(widget.grab().toImage().Format.Format_RGB888)
+    array = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+    return array[:, : image.width() * 3].reshape(image.height(), image.width(), 3).astype(int)
+
+
+def _near(pixels: np.ndarray, colour: str, tolerance: int = 40) -> int:
+    rgb = np.array(QColor(colour).getRgb()[:3])
+    return int((np.abs(pixels - rgb).sum(axis=2) < tolerance).sum())
 
 
 def test_counters_count_every_part_of_a_burst_faster_than_the_repaint(qtbot, open_station):
@@ -87,22 +111,73 @@ def test_counters_count_every_part_of_a_burst_faster_than_the_repaint(qtbot, ope
 def test_worker_exception_shows_an_alarm_and_parts_keep_coming(qtbot, open_station):
     parts = [make_inspected_part(i, Verdict.GOOD) for i in range(4)]
     line = FakeLine(parts, fail_on_calls={3})
-    window = open_station(line, worker_options={"backoff_first_s": 0.4})
+    window = open_station(line, worker_options={"backoff_first_s": 1.0})
     qtbot.waitUntil(lambda: window.alarm_text is not None, timeout=3000)
     assert "simulated inference failure on call 3" in window.alarm_text
     assert window.alarm_label.isVisible()
     assert "simulated inference failure" in window.alarm_label.text()
     assert "FAILED" in window._status_worker.text()
     assert window.counters.total == 2
-    # The window stays responsive during the back-off: the repaint timer keeps running.
-    before = window._clock.text()
-    qtbot.wait(50)
-    assert window.isVisible() and before
+    # Not a green LIVE while the station restarts (drawn by the next repaint).
+    qtbot.waitUntil(lambda: window.live_button.text() == "⚠  ALARM", timeout=1000)
     # After the rebuild the rest of the parts arrive and the alarm clears.
     qtbot.waitUntil(lambda: window.counters.total == 4, timeout=3000)
     qtbot.waitUntil(lambda: not window.alarm_label.isVisible(), timeout=1000)
     assert window.alarm_text is None
     assert line.builds == 2
+    qtbot.waitUntil(lambda: window.live_button.text() == "●  LIVE", timeout=1000)
+
+
+def test_the_window_stays_responsive_and_closes_promptly_during_a_long_backoff(qtbot, open_station):
+    line = FakeLine(factory_failures=1000)  # the station cannot start: 30 s between tries
+    window = open_station(line, worker_options={"backoff_first_s": 30.0, "backoff_max_s": 30.0})
+    qtbot.waitUntil(lambda: window.alarm_text is not None, timeout=3000)
+    assert "Station could not start: OSError: camera not found" in window.alarm_text
+    assert "retrying in 30.0 s" in window.alarm_text
+    # The GUI thread is free during the back-off: its timers keep firing on time.
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start(20)
+    qtbot.wait(400)
+    timer.stop()
+    assert len(ticks) >= 10 and max(b - a for a, b in zip(ticks, ticks[1:], strict=False)) < 0.2
+    renders = window.render_count
+    window._on_worker_inspected(make_inspected_part(0, Verdict.BAD))
+    qtbot.waitUntil(lambda: window.render_count > renders, timeout=1000)  # repaints go on
+    # Closing it stops the worker in the middle of the 30 s wait, at once.
+    started = time.monotonic()
+    window.close()
+    latency_s = time.monotonic() - started
+    assert latency_s < 1.0, f"closing took {latency_s:.2f} s during a 30 s back-off"
+    assert not window.controller.is_running and line.builds == 1
+
+
+def test_source_offline_is_shown_and_live_is_not_green(qtbot, open_station):
+    line = FakeLine([make_inspected_part(0, Verdict.GOOD)])
+    window = open_station(line)
+    qtbot.waitUntil(lambda: window.shown_part is not None and window.source_status is not None, timeout=3000)
+    assert window.live_button.text() == "●  LIVE" and window.alarm_text is None
+    assert _near(_pixels(window.part_view), theme.LIVE_TEXT) > 20  # the green LIVE pill
+    line.problem, line.online = "inbox /srv/inbox unreachable: No such file or directory", False
+    qtbot.waitUntil(lambda: window.alarm_text is not None, timeout=3000)
+    qtbot.wait(REPAINT_INTERVAL_MS * 2)
+    assert "source OFFLINE: inbox /srv/inbox unreachable" in window.alarm_text
+    assert window.alarm_label.isVisible()
+    assert "OFFLINE: inbox /srv/inbox unreachable" in window._status_source.text()
+    assert window._status_worker.text().startswith("source OFFLINE: ")
+    assert window.live_button.text() == "⚠  OFFLINE" and window.live_button.property("live") == "alarm"
+    assert window.part_view.alarm == "OFFLINE"
+    offline = _pixels(window.part_view)
+    assert _near(offline, theme.LIVE_TEXT) == 0 and _near(offline, theme.LIVE_BACKGROUND, 10) == 0
+    assert _near(offline, theme.ALARM) > 200  # the red OFFLINE pill instead
+    button = _pixels(window.live_button)
+    assert _near(button, theme.ALARM) > button.shape[0] * button.shape[1] // 3
+    line.online = True
+    qtbot.waitUntil(lambda: window.alarm_text is None, timeout=3000)
+    qtbot.wait(REPAINT_INTERVAL_MS * 2)
+    assert not window.alarm_label.isVisible() and window.live_button.text() == "●  LIVE"
+    assert _near(_pixels(window.part_view), theme.LIVE_TEXT) > 20
 
 
 def test_closing_the_window_under_load_stops_the_worker(qtbot, open_station):
@@ -170,13 +245,7 @@ def test_heatmap_toggle_shows_the_plain_part(qtbot):
     window.render_now()
 
     def reddish_pixels() -> int:
-        image = (
-            window.part_view.grab()
-            .toImage()
-            .convertToFormat(window.part_view.grab().toImage().Format.Format_RGB888)
-        )
-        array = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
-        rgb = array[:, : image.width() * 3].reshape(image.height(), image.width(), 3).astype(int)
+        rgb = _pixels(window.part_view)
         return int(((rgb[:, :, 0] > 150) & (rgb[:, :, 0] - rgb[:, :, 2] > 80)).sum())
 
     with_heat = reddish_pixels()
@@ -204,7 +273,7 @@ def test_run_station_quits_after_n_parts_and_saves_a_screenshot(qtbot, qapp, tmp
     guard.timeout.connect(lambda: [w.close() for w in QApplication.topLevelWidgets()])
     guard.start(5000)  # if quit_after were broken, end the loop instead of hanging the suite
     try:
-        code = app_module.run_station(line.factory, quit_after=4, screenshot=shot)
+        code = app_module.run_station(line.factory, settings=FAST_WORKER, quit_after=4, screenshot=shot)
     finally:
         guard.stop()
     assert code == 0

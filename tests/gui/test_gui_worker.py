@@ -1,24 +1,22 @@
-"""The inspection worker on its QThread: ownership, errors, back-off and shutdown."""
+"""The inspection worker on its QThread: ownership, errors, back-off, alarms and shutdown."""
 
+import dataclasses
 import threading
 import time
+from pathlib import Path
 
+import cv2
 import pytest
-from gui_fakes import FakeLine, make_inspected_part
+from gui_fakes import FAST_WORKER, FakeLine, make_inspected_part
 from PySide6.QtCore import QObject, Slot
 
 from core.common.types import Verdict
-from inspector_gui.worker import (
-    BACKOFF_FIRST_S,
-    BACKOFF_MAX_S,
-    RuntimeLike,
-    StationInfo,
-    WorkerController,
-    describe_error,
-    next_backoff_s,
-)
+from core.sources.base import SourceStatus
+from core.station.events import AlarmKind, AlarmRaised, StationInfo
+from core.station.loop import LoopRuntime
+from inspector_gui.worker import GUI_SETTINGS, WorkerController, describe_error
 
-FAST = {"poll_timeout_s": 0.02, "backoff_first_s": 0.05, "backoff_max_s": 0.2}
+FAST = FAST_WORKER
 
 
 class Recorder(QObject):
@@ -29,6 +27,9 @@ class Recorder(QObject):
         self.parts = []
         self.failures: list[str] = []
         self.infos: list[StationInfo] = []
+        self.statuses: list[SourceStatus] = []
+        self.alarms: list[AlarmRaised] = []
+        self.cleared: list[AlarmKind] = []
         self.stopped = 0
         self.threads: set[threading.Thread] = set()
         worker = controller.worker
@@ -36,6 +37,9 @@ class Recorder(QObject):
         worker.failed.connect(self._on_failed)
         worker.runtime_started.connect(self._on_runtime_started)
         worker.stopped.connect(self._on_stopped)
+        worker.source_status_changed.connect(self.statuses.append)
+        worker.alarm_raised.connect(self.alarms.append)
+        worker.alarm_cleared.connect(self.cleared.append)
 
     @Slot(object)
     def _on_inspected(self, part) -> None:
@@ -62,7 +66,7 @@ def controller_for(qtbot):
     made: list[WorkerController] = []
 
     def _make(line: FakeLine, **options) -> tuple[WorkerController, Recorder]:
-        controller = WorkerController(line.factory, **{**FAST, **options})
+        controller = WorkerController(line.factory, settings=dataclasses.replace(FAST, **options))
         made.append(controller)
         return controller, Recorder(controller)
 
@@ -71,9 +75,58 @@ def controller_for(qtbot):
         controller.shutdown()
 
 
-def test_fake_runtime_satisfies_the_protocol():
-    line = FakeLine()
-    assert isinstance(line.factory(), RuntimeLike)
+def test_the_real_runtime_gives_the_window_what_it_reads(qtbot, tiny_model: Path, tmp_path: Path):
+    """The real StationRuntime, on a real hot folder, through the worker to the window."""
+    from core.model.bundle import read_card
+    from core.station.config import SourceOptions, StationConfig
+    from core.station.runtime import build_runtime
+    from core.synth.parts import part_image
+    from inspector_gui.main_window import StationWindow
+
+    inbox = tmp_path / "inbox"
+    config = StationConfig(
+        source=f"hotfolder:{inbox}",
+        model=tiny_model,
+        db_url=f"sqlite:///{tmp_path / 'log.sqlite'}",
+        media_root=tmp_path / "media",
+        station_name="line-7",
+        threads=1,
+        source_options=SourceOptions(settle_s=0.1, scan_interval_s=0.1),
+    )
+    runtime = build_runtime(config)
+    try:
+        assert isinstance(runtime, LoopRuntime)  # what the loop (and so the worker) drives
+        info = runtime.info()
+    finally:
+        runtime.close()
+    card = read_card(tiny_model)
+    assert info == StationInfo(
+        station_name="line-7",
+        source_description=f"hot folder {inbox}",
+        model_name=card.name,
+        model_hash=card.weights_sha256,
+        threshold=card.threshold,
+    )
+    assert info.model_hash and len(info.short_hash) == 8
+
+    controller = WorkerController(lambda: build_runtime(config), settings=FAST)
+    window = StationWindow(controller)
+    qtbot.addWidget(window)
+    window.show()
+    controller.start()
+    try:
+        cv2.imwrite(str(inbox / "part.png"), part_image(4, 0, defective=True, size=96)[0])
+        qtbot.waitUntil(lambda: window.shown_part is not None, timeout=60_000)
+        decision = window.shown_part.decision
+        assert decision.threshold == card.threshold and decision.model_hash == info.model_hash
+        assert window.source_status is not None and window.source_status.online
+        assert window._status_station.text() == "station  line-7"
+        assert f"#{info.short_hash}" in window._status_model.text()
+        assert window._status_threshold.text() == f"threshold  {card.threshold:.3f}"
+        assert "online" in window._status_source.text() and window.alarm_text is None
+    finally:
+        window.close()
+    assert not controller.is_running
 
 
 def test_runtime_is_built_used_and_closed_on_the_worker_thread(qtbot, controller_for):
@@ -128,14 +181,26 @@ def test_factory_failures_are_retried_with_backoff(qtbot, controller_for):
     assert line.builds == 3
 
 
-def test_backoff_doubles_from_half_a_second_up_to_five():
-    waits = []
-    previous = None
-    for _ in range(7):
-        previous = next_backoff_s(previous)
-        waits.append(previous)
-    assert waits == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0]
-    assert (BACKOFF_FIRST_S, BACKOFF_MAX_S) == (0.5, 5.0)
+def test_the_window_backs_off_from_half_a_second_up_to_five():
+    assert (GUI_SETTINGS.backoff_first_s, GUI_SETTINGS.backoff_max_s) == (0.5, 5.0)
+    assert GUI_SETTINGS.step_timeout_s <= 0.2  # closing the window is never slower than that
+
+
+def test_source_status_and_alarms_are_forwarded(qtbot, controller_for):
+    line = FakeLine([make_inspected_part(0)])
+    controller, seen = controller_for(line)
+    controller.start()
+    qtbot.waitUntil(lambda: len(seen.parts) == 1 and bool(seen.statuses), timeout=3000)
+    assert seen.statuses[0].online and not seen.alarms
+    line.problem, line.online = "inbox /srv/inbox unreachable: No such file or directory", False
+    qtbot.waitUntil(lambda: bool(seen.alarms), timeout=3000)
+    assert seen.statuses[-1].online is False
+    assert seen.alarms[0].kind is AlarmKind.SOURCE
+    assert seen.alarms[0].message == "source OFFLINE: inbox /srv/inbox unreachable: No such file or directory"
+    line.online = True
+    qtbot.waitUntil(lambda: bool(seen.cleared), timeout=3000)
+    assert seen.cleared == [AlarmKind.SOURCE] and seen.statuses[-1].online
+    assert not seen.failures  # a source outage is not a worker failure
 
 
 def test_stop_during_a_long_backoff_is_prompt(qtbot, controller_for):
@@ -175,7 +240,7 @@ def test_a_failing_close_does_not_stop_recovery(qtbot, controller_for):
         runtime.close = bad_close
         return runtime
 
-    controller = WorkerController(factory, **FAST)
+    controller = WorkerController(factory, settings=FAST)
     seen = Recorder(controller)
     controller.start()
     try:

@@ -16,6 +16,9 @@ import pytest
 from source_helpers import StreamServer, conveyor_frames, free_port, needs_ffmpeg, write_video
 
 from core.sources.live import OVERFLOW_REASON
+from core.station.config import SourceOptions, StationConfig
+from core.station.events import PartInspected, StationEvent, StationStopped
+from core.station.loop import LoopSettings, StationLoop
 from core.station.runtime import build_runtime
 
 
@@ -35,21 +38,31 @@ def _rows(db: Path) -> list[tuple[str, str, str | None]]:
         ).fetchall()
 
 
-def test_recorded_line_gives_one_row_per_part_and_ends(tiny_model: Path, tmp_path: Path) -> None:
-    import threading
+def _part_ids(db: Path) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        return [r[0] for r in conn.execute("SELECT part_id FROM decisions")]
 
+
+def test_recorded_line_gives_one_row_per_part_and_ends(tiny_model: Path, tmp_path: Path) -> None:
     video = write_video(tmp_path / "line.avi", conveyor_frames(5, width=192, height=144, step_px=8))
     db = tmp_path / "log.sqlite"
-    runtime = build_runtime(
-        f"video:{video}", tiny_model, db_url=f"sqlite:///{db}", media_root=tmp_path / "media", threads=1
+    config = StationConfig(
+        source=f"video:{video}",
+        model=tiny_model,
+        db_url=f"sqlite:///{db}",
+        media_root=tmp_path / "media",
+        threads=1,
     )
-    try:
-        done = runtime.run(threading.Event())  # returns by itself at the end of the video
-        assert runtime.finished
-    finally:
-        runtime.close()
+    events: list[StationEvent] = []
+    loop = StationLoop(lambda: build_runtime(config), settings=LoopSettings.from_config(config))
+    loop.subscribe(events.append)
+    done = loop.run()  # returns by itself at the end of the video
+    assert events[-1] == StationStopped(parts_done=5, finished=True)
     rows = _rows(db)
     assert done == 5 and len(rows) == 5
+    assert sorted(e.item.decision.part_id for e in events if isinstance(e, PartInspected)) == sorted(
+        _part_ids(db)
+    )
     assert all(verdict in ("good", "bad") for _, verdict, _ in rows)
     assert len({ref for ref, _, _ in rows}) == 5 and all(ref.startswith("video:") for ref, _, _ in rows)
 
@@ -58,14 +71,15 @@ def test_recorded_line_gives_one_row_per_part_and_ends(tiny_model: Path, tmp_pat
 def test_busy_station_records_every_overflowed_part(tiny_model: Path, tmp_path: Path) -> None:
     server = StreamServer(free_port(), fps=20).start()
     db = tmp_path / "log.sqlite"
-    runtime = build_runtime(
-        f"camera:{server.url}",
-        tiny_model,
+    config = StationConfig(
+        source=f"camera:{server.url}",
+        model=tiny_model,
         db_url=f"sqlite:///{db}",
         media_root=tmp_path / "media",
         threads=1,
-        source_options={"trigger": "every-frame", "queue_size": 3},
+        source_options=SourceOptions(trigger="every-frame", queue_size=3),
     )
+    runtime = build_runtime(config)
     statuses = []
     runtime.status_listeners.append(statuses.append)
     try:

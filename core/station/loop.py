@@ -1,0 +1,296 @@
+"""The station's one run loop: start, back-off, restart, source status and alarms, as events.
+
+``StationLoop.run`` is called on the thread that is to own the runtime (the headless main
+thread, the GUI's worker ``QThread``): the factory builds the runtime there, because SQLite
+connections, CUDA contexts and camera handles belong to the thread that made them, and every
+step and the final ``close`` happen there too. Subscribers get typed events (``core.station.events``)
+on that thread, in order.
+
+What the loop does about failures:
+
+- a ``StorageError`` from a step (disk full, database locked): the part stayed with its source;
+  the runtime is kept, ``AlarmRaised(STORAGE)`` is emitted and the step is tried again after a
+  back-off; the first committed part after it clears the alarm;
+- any other error, from the factory or a step: ``AlarmRaised(STATION)``, the runtime is closed
+  and built again after a back-off; a successful build clears the alarm;
+- the source going offline (its status): ``SourceStatusChanged`` and ``AlarmRaised(SOURCE)``;
+  back online: ``SourceStatusChanged`` and ``AlarmCleared(SOURCE)``.
+
+Back-off starts at ``backoff_first_s`` and doubles up to ``backoff_max_s``; a committed part
+resets it. ``stop`` (thread-safe) is seen within ``step_timeout_s`` or 0.2 s, back-off included;
+the runtime then finishes the parts in flight, commits them and closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from core.common.types import InspectedPart
+from core.sources.base import SourceStatus
+from core.station.events import (
+    AlarmCleared,
+    AlarmKind,
+    AlarmRaised,
+    PartInspected,
+    SourceStatusChanged,
+    StationEvent,
+    StationInfo,
+    StationStarted,
+    StationStopped,
+)
+
+if TYPE_CHECKING:
+    from core.station.config import StationConfig
+
+log = logging.getLogger(__name__)
+
+STOP_CHECK_S = 0.2  # the longest the loop goes without looking at the stop request
+
+Subscriber = Callable[[StationEvent], None]
+
+
+@runtime_checkable
+class LoopRuntime(Protocol):
+    """What the loop needs from a runtime (``StationRuntime`` is the real one)."""
+
+    listeners: list[Callable[[InspectedPart], None]]
+    max_parts: int | None
+    parts_done: int
+
+    @property
+    def finished(self) -> bool:
+        """No further part will come (``max_parts`` done, or the source ended)."""
+        ...
+
+    def info(self) -> StationInfo: ...
+
+    def process_next(self, timeout_s: float) -> InspectedPart | None: ...
+
+    def poll_status(self, *, force: bool = False) -> SourceStatus | None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoopSettings:
+    """How the loop paces itself (``StationConfig`` holds the same fields)."""
+
+    backoff_first_s: float = 0.5
+    backoff_max_s: float = 10.0
+    status_poll_s: float = 0.2
+    step_timeout_s: float = 0.1  # one process_next call waits this long for a part at most
+    max_parts: int | None = None  # stop after this many committed parts, over every rebuild
+
+    @classmethod
+    def from_config(cls, config: StationConfig) -> LoopSettings:
+        return cls(
+            backoff_first_s=config.backoff_first_s,
+            backoff_max_s=config.backoff_max_s,
+            status_poll_s=config.status_poll_s,
+            max_parts=config.max_parts,
+        )
+
+
+def next_backoff_s(previous_s: float | None, *, first_s: float, max_s: float) -> float:
+    """The wait before the next try: ``first_s``, then doubling, capped at ``max_s``."""
+    return first_s if previous_s is None else min(previous_s * 2.0, max_s)
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line message an operator can read (the traceback goes to the log)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
+
+
+class StationLoop:
+    """Runs a station until stopped, rebuilding and retrying as needed; emits events.
+
+    Args:
+        factory: Builds a runtime; called on the thread that calls ``run`` (again after a failure).
+        settings: Back-off, status polling, step time-out and the number of parts to do.
+        fatal_errors: Errors from the factory that no retry can mend (a refused model bundle on
+            the command line): ``run`` emits ``StationStopped`` and raises them.
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[], LoopRuntime],
+        *,
+        settings: LoopSettings | None = None,
+        fatal_errors: tuple[type[BaseException], ...] = (),
+    ) -> None:
+        self._factory = factory
+        self.settings = settings or LoopSettings()
+        self._fatal = fatal_errors
+        self._stop = threading.Event()
+        self._subscribers: list[Subscriber] = []
+        self._runtime: LoopRuntime | None = None
+        self._alarms: set[AlarmKind] = set()
+        self._last_status: SourceStatus | None = None
+        self._done_before = 0  # parts committed by runtimes already closed
+        self._backoff_s: float | None = None
+
+    # -- any thread ------------------------------------------------------------------------------
+    def subscribe(self, subscriber: Subscriber) -> None:
+        """Call ``subscriber`` with every event (on the loop's thread). Subscribe before ``run``."""
+        self._subscribers.append(subscriber)
+
+    def stop(self) -> None:
+        """Ask the loop to end: parts in flight are finished and committed. Returns at once."""
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def parts_done(self) -> int:
+        runtime = self._runtime
+        return self._done_before + (runtime.parts_done if runtime is not None else 0)
+
+    # -- the loop's thread -----------------------------------------------------------------------
+    def run(self) -> int:
+        """Run until ``stop``, ``max_parts`` or the source's end; returns the parts committed.
+
+        Raises:
+            One of ``fatal_errors``, from the factory.
+        """
+        from core.storage.errors import StorageError
+
+        finished = False
+        try:
+            while not self._stop.is_set():
+                runtime = self._runtime or self._start()
+                if runtime is None:
+                    continue
+                if self._limit_reached() or runtime.finished:
+                    finished = True
+                    break
+                try:
+                    runtime.process_next(timeout_s=min(self.settings.step_timeout_s, STOP_CHECK_S))
+                except StorageError as exc:
+                    self._raise_with_backoff(AlarmKind.STORAGE, f"Storage unavailable: {describe_error(exc)}")
+                    log.error("storage unavailable: %s", exc)
+                    self._wait_backoff()
+                    continue
+                except Exception as exc:
+                    log.exception("inspecting a part failed")
+                    self._raise_with_backoff(
+                        AlarmKind.STATION, f"Inspection failed: {describe_error(exc)}", "restarting"
+                    )
+                    self._close_runtime()
+                    self._wait_backoff()
+                    continue
+                self._poll_status()
+        finally:
+            self._close_runtime()
+            self._emit(StationStopped(parts_done=self._done_before, finished=finished))
+        return self._done_before
+
+    def _start(self) -> LoopRuntime | None:
+        runtime: LoopRuntime | None = None
+        try:
+            runtime = self._factory()
+            if self.settings.max_parts is not None:
+                runtime.max_parts = max(0, self.settings.max_parts - self._done_before)
+            info = runtime.info()
+        except Exception as exc:
+            if runtime is not None:  # built, but unusable: do not leak its handles
+                self._close_quietly(runtime)
+            if isinstance(exc, self._fatal):
+                raise
+            log.exception("building the station runtime failed")
+            self._raise_with_backoff(AlarmKind.STATION, f"Station could not start: {describe_error(exc)}")
+            self._wait_backoff()
+            return None
+        runtime.listeners.append(self._on_committed)
+        self._runtime = runtime
+        self._clear(AlarmKind.STATION)
+        self._emit(StationStarted(info=info))
+        self._last_status = None  # a new source: its first state is news
+        self._poll_status(force=True)
+        return runtime
+
+    def _on_committed(self, item: InspectedPart) -> None:
+        self._backoff_s = None
+        self._clear(AlarmKind.STORAGE)  # a row went in: the storage is back
+        self._emit(PartInspected(item=item))
+
+    def _limit_reached(self) -> bool:
+        limit = self.settings.max_parts
+        return limit is not None and self.parts_done >= limit
+
+    def _poll_status(self, *, force: bool = False) -> None:
+        runtime = self._runtime
+        if runtime is None:
+            return
+        try:
+            status = runtime.poll_status(force=force)
+        except Exception:
+            log.exception("reading the source's status failed")
+            return
+        if status is None or (self._last_status is not None and status.state == self._last_status.state):
+            return
+        self._last_status = status
+        self._emit(SourceStatusChanged(status=status))
+        if status.online:
+            self._clear(AlarmKind.SOURCE)
+        elif not status.finished:
+            self._alarms.add(AlarmKind.SOURCE)
+            self._emit(AlarmRaised(kind=AlarmKind.SOURCE, message=f"source OFFLINE: {status.message}"))
+
+    def _raise_with_backoff(self, kind: AlarmKind, message: str, retry: str = "retrying") -> None:
+        s = self.settings
+        self._backoff_s = next_backoff_s(self._backoff_s, first_s=s.backoff_first_s, max_s=s.backoff_max_s)
+        self._alarms.add(kind)
+        self._emit(
+            AlarmRaised(
+                kind=kind,
+                message=f"{message} ({retry} in {self._backoff_s:.1f} s)",
+                retry_in_s=self._backoff_s,
+            )
+        )
+
+    def _wait_backoff(self) -> None:
+        """Wait out the back-off; the stop request and the source's state are checked meanwhile."""
+        deadline = time.monotonic() + (self._backoff_s or 0.0)
+        while not self._stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._stop.wait(min(remaining, self.settings.status_poll_s, STOP_CHECK_S))
+            self._poll_status()
+
+    def _clear(self, kind: AlarmKind) -> None:
+        if kind in self._alarms:
+            self._alarms.discard(kind)
+            self._emit(AlarmCleared(kind=kind))
+
+    def _close_runtime(self) -> None:
+        runtime = self._runtime
+        if runtime is None:
+            return
+        # close() commits the parts in flight; their listeners (PartInspected) still run.
+        self._close_quietly(runtime)
+        self._done_before += runtime.parts_done
+        self._runtime = None
+
+    @staticmethod
+    def _close_quietly(runtime: LoopRuntime) -> None:
+        try:
+            runtime.close()
+        except Exception:  # a failing close must not stop the recovery
+            log.exception("closing the station runtime failed")
+
+    def _emit(self, event: StationEvent) -> None:
+        for subscriber in self._subscribers:
+            try:
+                subscriber(event)
+            except Exception:  # a broken display or output must not stop the inspection
+                log.exception("a station subscriber failed on %s", type(event).__name__)
