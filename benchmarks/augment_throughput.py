@@ -1,7 +1,7 @@
 """The data side of a training epoch: images augmented and preprocessed per second, by thread count.
 
 On a GPU the network's step takes a few milliseconds for a batch of 32, so an epoch waits for the
-augmentation (rotation, blur, resize on the CPU). This runs ``core.training.fit.train_one_epoch`` with a
+augmentation (rotation, blur, resize on the CPU). This runs ``core.training.epochs.train_one_epoch`` with a
 network that costs nothing, so an epoch's time is the batches' preparation alone, for each
 ``--threads`` value in turn. Usage::
 
@@ -26,7 +26,7 @@ def main() -> int:
 
     from core.imaging.preprocess import Preset
     from core.training.data import scan_folder
-    from core.training.fit import load_images, train_one_epoch
+    from core.training.epochs import load_images, train_one_epoch
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data_dir", type=Path)

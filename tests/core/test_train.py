@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.training.config import TrainConfig, choose_samples
 from core.training.data import Sample
 from core.training.evaluation import evaluate, upper_bound
-from core.training.fit import TrainConfig, choose_samples
 
 
 def test_clopper_pearson_upper_bound() -> None:
@@ -103,7 +103,8 @@ def test_views_are_kept_in_the_bundle_and_the_threshold_is_chosen_on_them(
     from core.common.metrics import threshold_with_margin
     from core.model.bundle import load_net
     from core.training.data import read_manifest
-    from core.training.fit import load_images, train, view_scores
+    from core.training.epochs import load_images, view_scores
+    from core.training.fit import train
 
     config = TrainConfig(
         architecture="tiny_cnn", input_size=32, epochs=2, batch_size=16, val_fraction=0.25,
@@ -124,7 +125,7 @@ def test_views_are_kept_in_the_bundle_and_the_threshold_is_chosen_on_them(
 def test_focal_loss_is_weighted_cross_entropy_at_gamma_0_and_spares_easy_parts() -> None:
     import torch
 
-    from core.training.fit import make_loss
+    from core.training.epochs import make_loss
 
     labels = np.array([0] * 30 + [1] * 10)  # bad weight = 30 / 10 x 2 = 6
     torch.manual_seed(0)
@@ -200,7 +201,7 @@ def test_synthetic_spots_turn_only_good_images_into_bad_ones() -> None:
     import torch
 
     from core.imaging.preprocess import Preset
-    from core.training.fit import train_one_epoch
+    from core.training.epochs import train_one_epoch
 
     seen: list[np.ndarray] = []
 
@@ -257,7 +258,7 @@ def test_training_images_held_at_augment_size_reach_the_net_at_the_input_size(tm
     import torch
 
     from core.imaging.preprocess import Preset
-    from core.training.fit import load_images, train_one_epoch
+    from core.training.epochs import load_images, train_one_epoch
 
     paths = []
     for i in range(6):
@@ -378,7 +379,7 @@ def test_batches_augmented_by_a_thread_pool_are_the_batches_of_one_thread() -> N
     import torch
 
     from core.imaging.preprocess import Preset
-    from core.training.fit import train_one_epoch
+    from core.training.epochs import train_one_epoch
 
     images = np.random.default_rng(4).integers(0, 255, size=(40, 48, 48), dtype=np.uint8)
     labels = np.array([0, 1] * 20)
