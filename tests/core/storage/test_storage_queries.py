@@ -222,3 +222,16 @@ def test_statistics_are_refreshed_after_retention_removed_decisions(
     assert set(_statistics(sqlite_url).values()) == {1600}  # a dry run changes nothing
     assert log.prune(RetentionPolicy()).decisions == 1500  # not inspected: gone after 90 days
     assert set(_statistics(sqlite_url).values()) == {100}  # refreshed before the log closes
+
+
+def test_a_read_only_log_opens_and_closes_without_refreshing_statistics(
+    sqlite_url: str, open_log: Callable[..., VisualLog], caplog: pytest.LogCaptureFixture
+) -> None:
+    station = open_log(sqlite_url)
+    _not_inspected(station, 1100)  # stale: no statistics yet
+    path = make_url(sqlite_url).database
+    reader = open_log(f"sqlite:///file:{path}?mode=ro&uri=true")
+    assert reader.count() == 1100
+    reader.close()
+    assert _statistics(sqlite_url) == {}  # statistics only speed queries up: no reason to fail
+    assert any("planner statistics" in r.message and "readonly" in r.message for r in caplog.records)
