@@ -206,6 +206,57 @@ finally:
 
 
 def test_onnx_station_runs_without_torch(exported: Path, pair_data: Path, tmp_path: Path) -> None:
+    """``inspector run --headless`` on a real hot folder with torch unimportable: every file one row
+    and one JSON line, scored as PyTorch scores it, with the model hash and threshold in force."""
+    import os
+
+    from core.inference.inspector import Inspector
+    from core.model.bundle import read_card
+    from core.storage import VisualLog
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    images = sorted((pair_data / "bad").glob("*.png"))[:3] + sorted((pair_data / "good").glob("*.png"))[:3]
+    for path in images:
+        shutil.copyfile(path, inbox / path.name)
+    db = tmp_path / "log.sqlite"
+    env = dict(
+        os.environ,
+        INSPECTOR_HOME=str(tmp_path / "home"),
+        INSPECTOR_SOURCE_OPTIONS='{"settle_s": 0.1, "scan_interval_s": 0.1}',  # the environment override
+        OMP_NUM_THREADS="1",
+    )
+    cmd = [
+        sys.executable, "-c", _NO_TORCH, "run", "--headless",
+        "--source", f"hotfolder:{inbox}", "--model", str(exported), "--db", f"sqlite:///{db}",
+        "--station", "onnx-line", "--quit-after", str(len(images)), "--summary-s", "0",
+    ]  # fmt: skip
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "TORCH_MODULES []" in result.stderr
+    lines = {Path(line["source"]).name: line for line in map(json.loads, result.stdout.splitlines())}
+    assert sorted(lines) == sorted(p.name for p in images)
+    card = read_card(exported)
+    with VisualLog(f"sqlite:///{db}", media_root=tmp_path / "home" / "media", station="onnx-line") as log:
+        rows = {
+            Path(d.source_ref).name: (d.verdict.value, d.score, d.threshold, d.model_hash)
+            for d in log.latest(100)
+        }
+    assert sorted(rows) == sorted(lines)
+    assert sorted(p.name for p in (inbox / "processed").iterdir()) == sorted(lines)
+    with Inspector(exported, backend="torch", device="cpu") as eager:
+        for path in images:
+            expected = eager.inspect(read_image(path))
+            verdict, score, threshold, model_hash = rows[path.name]
+            assert (
+                abs(score - expected.score) < 1e-4 and abs(lines[path.name]["score"] - expected.score) < 1e-4
+            )
+            assert verdict == lines[path.name]["verdict"] == expected.verdict.value
+            assert threshold == lines[path.name]["threshold"] == card.threshold
+            assert model_hash == card.weights_sha256
+
+
+def test_onnx_predict_runs_without_torch(exported: Path, pair_data: Path, tmp_path: Path) -> None:
     from core.inference.inspector import Inspector
 
     image = sorted((pair_data / "bad").glob("*.png"))[0]
