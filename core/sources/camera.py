@@ -16,12 +16,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -38,18 +38,40 @@ log = logging.getLogger(__name__)
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 
+# Query keys whose values are secrets (``?user=admin&pwd=...``, ``?token=...``), as many IP
+# cameras take them; matched anywhere in the key, case-insensitively.
+_SECRET_QUERY_KEY = re.compile(r"pass|pwd|secret|token|key|auth|cred|sig", re.IGNORECASE)
+
+
 def redact_url(url: str) -> str:
-    """A URL without its password, fit for logs and the visual log."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
+    """A URL without its password, fit for the operator's screen, logs and the visual log.
+
+    The user info (``user:password@``) becomes ``***@``, and so do the values of query keys
+    that name a secret (``pwd``, ``password``, ``token``, ...). A password typed with a raw
+    ``/``, ``?`` or ``#`` in it (FFmpeg wants them percent-encoded) is hidden too: everything up
+    to the last ``@`` counts as user info when it holds a ``:`` or no ``/``, at the price of
+    hiding a host in the rare URL that has an ``@`` in its path.
+
+    Args:
+        url: A camera URL; anything without ``://`` comes back unchanged.
+
+    Returns:
+        The URL with every secret replaced by ``***``.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         return url
-    if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+    userinfo, at, host_and_path = rest.rpartition("@")
+    if at and (":" in userinfo or "/" not in userinfo):
+        rest = f"***@{host_and_path}"
+    before_fragment, hash_sign, fragment = rest.partition("#")
+    path, question, query = before_fragment.partition("?")
+    if question:
+        query = "&".join(
+            f"{key}=***" if eq and _SECRET_QUERY_KEY.search(key) else f"{key}{eq}{value}"
+            for key, eq, value in (item.partition("=") for item in query.split("&"))
+        )
+    return f"{scheme}{sep}{path}{question}{query}{hash_sign}{fragment}"
 
 
 def _is_url(target: str) -> bool:

@@ -8,6 +8,7 @@ parts, never dropped in silence.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -182,9 +183,101 @@ def test_unreachable_camera_is_offline_and_close_is_prompt() -> None:
     assert source.grab_thread is not None and not source.grab_thread.is_alive()
 
 
-def test_passwords_never_reach_the_log() -> None:
-    assert redact_url("rtsp://admin:s3cret@10.0.0.5:554/stream1") == "rtsp://***@10.0.0.5:554/stream1"
-    assert redact_url("http://127.0.0.1:8080/cam.mjpg") == "http://127.0.0.1:8080/cam.mjpg"
+SECRET = "s3cret-Pw"
+
+
+def _shown_texts(source: CameraSource, statuses: list[str], parts: list[str]) -> str:
+    """Everything the source shows anyone: its description, statuses, parts and thread names."""
+    threads = [t.name for t in threading.enumerate()]
+    return "\n".join([source.description, *statuses, *parts, *threads])
+
+
+def _assert_secret_hidden(
+    shown: str, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
+    out, err = capfd.readouterr()
+    assert caplog.records, "the source logged nothing: the log check would prove nothing"
+    for where, text in (("shown", shown), ("log", logged), ("stdout", out), ("stderr", err)):
+        assert SECRET not in text, f"the password reached the {where}: {text}"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"http://admin:{SECRET}@127.0.0.1:{{port}}/none.mjpg",
+        f"http://127.0.0.1:{{port}}/video.cgi?user=admin&pwd={SECRET}",
+        f"http://admin:pa/{SECRET}@127.0.0.1:{{port}}/none.mjpg",  # a raw "/" in the password
+    ],
+)
+def test_an_unreachable_camera_never_shows_its_password(
+    url: str, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    source = CameraSource(url.format(port=free_port()), open_timeout_s=0.3, reconnect_max_s=0.3)
+    statuses: list[str] = []
+    try:
+        # Offline, then several failed reconnections: each message the operator could see.
+        _wait_for(lambda: statuses.append(source.status().message) or "reconnecting" in statuses[-1], 5)
+        time.sleep(1.0)
+        statuses.append(source.status().message)
+        shown = _shown_texts(source, statuses, [])
+    finally:
+        source.close()
+    assert "127.0.0.1" in source.description  # the camera is still named, only the secret is hidden
+    _assert_secret_hidden(shown, caplog, capfd)
+
+
+@needs_ffmpeg
+def test_a_streaming_camera_never_shows_its_password_online_offline_or_back(
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str], warm_opencv: None
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    server = StreamServer(free_port()).start()
+    # ffmpeg's server ignores the credentials, so the stream really plays with them in the URL.
+    source = CameraSource(
+        server.url.replace("http://", f"http://admin:{SECRET}@"), trigger="every-frame", frame_timeout_s=1.0,
+        queue_size=2,
+    )  # fmt: skip
+    statuses: list[str] = []
+    parts: list[str] = []
+
+    def seen(condition) -> bool:  # type: ignore[no-untyped-def]
+        status = source.status()
+        statuses.append(status.message)
+        while (part := source.next_part(0.0)) is not None:
+            parts.append(part.source_ref + (part.error or ""))
+        return bool(condition(status))
+
+    try:
+        _wait_for(lambda: seen(lambda s: s.online and s.frames > 3), 10)
+        server.kill()
+        _wait_for(lambda: seen(lambda s: not s.online), 3)
+        server.start()
+        _wait_for(lambda: seen(lambda s: s.online and s.reconnects == 1), 5)
+        shown = _shown_texts(source, statuses, parts)
+    finally:
+        source.close()
+        server.kill()
+    assert any("offline" in m for m in statuses) and any("online" in m for m in statuses[-1:])
+    assert parts and all(p.startswith("camera:http://***@127.0.0.1:") for p in parts)
+    _assert_secret_hidden(shown, caplog, capfd)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("rtsp://admin:s3cret@10.0.0.5:554/stream1", "rtsp://***@10.0.0.5:554/stream1"),
+        ("rtsp://token@10.0.0.5/stream1", "rtsp://***@10.0.0.5/stream1"),
+        ("rtsp://u:ab#cd@10.0.0.5/x", "rtsp://***@10.0.0.5/x"),  # a raw "#" in the password
+        ("rtsp://u:p@ss@10.0.0.5/x", "rtsp://***@10.0.0.5/x"),
+        ("http://cam/video.cgi?user=admin&PWD=s3cret&res=1", "http://cam/video.cgi?user=admin&PWD=***&res=1"),
+        ("http://127.0.0.1:8080/cam.mjpg", "http://127.0.0.1:8080/cam.mjpg"),
+        ("http://cam/snap/a@b.jpg", "http://cam/snap/a@b.jpg"),  # an "@" in the path is no password
+    ],
+)
+def test_redact_url_hides_every_form_of_password(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
 
 
 def test_probe_command_reports_the_parts_of_a_recorded_line(
