@@ -449,3 +449,49 @@ def test_train_flag_arch_offers_every_architecture_and_refuses_others(
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "data", "--out", "run", "--arch", "mobilenet_v4"])
     assert "fullres_cnn" in capsys.readouterr().err
+
+
+def test_threshold_rule_highest_sits_on_the_weakest_validation_defect(
+    pair_data: Path, tmp_path: Path
+) -> None:
+    # The README's settings file: {"threshold_rule": "highest"} keeps the threshold on the weakest
+    # validation defect's score; the default ("margin") moves it into the gap below.
+    from core.cli import main
+    from core.model.bundle import load_net, read_card
+    from core.training.data import read_manifest
+    from core.training.epochs import load_images, view_scores
+
+    base = {
+        "architecture": "tiny_cnn", "input_size": 32, "epochs": 2, "batch_size": 16, "val_fraction": 0.25,
+        "test_fraction": 0.0, "group_pattern": r"_(\d+)\.png$", "seed": 3,
+    }  # fmt: skip
+    cards, scores = {}, {}
+    for rule in ("margin", "highest"):
+        settings = tmp_path / f"{rule}.json"
+        settings.write_text(json.dumps({**base, "threshold_rule": rule}))
+        out = tmp_path / rule
+        assert main(["train", str(pair_data), "--out", str(out), "--config", str(settings)]) == 0
+        cards[rule] = read_card(out)
+        net, card = load_net(out)
+        val = read_manifest(out / "split.json")["val"]
+        labels = np.array([s.label for s in val])
+        scores[rule] = view_scores(
+            net, load_images(val, card.preset), preset=card.preset, device="cpu", views=1
+        )
+        assert json.loads((out / "config.json").read_text())["threshold_rule"] == rule
+
+    # Same seed, same split, same training: the two runs differ only in where the threshold goes.
+    np.testing.assert_allclose(scores["margin"], scores["highest"], atol=1e-6)
+    weakest_defect = float(scores["highest"][labels == 1].min())
+    highest, margin = cards["highest"], cards["margin"]
+    assert highest.metrics["threshold_rule"] == "highest" and margin.metrics["threshold_rule"] == "margin"
+    assert highest.threshold == pytest.approx(weakest_defect, abs=1e-6)
+    assert highest.threshold == pytest.approx(highest.metrics["threshold_highest"], abs=1e-9)
+    assert margin.metrics["threshold_highest"] == pytest.approx(highest.threshold, abs=1e-6)
+    assert highest.threshold >= margin.threshold
+    # Both catch every validation defect; "margin" sits strictly inside the gap between the
+    # weakest defect and the good part scoring next below it (these seeded parts have one).
+    assert highest.metrics["val_fnr_at_threshold"] == margin.metrics["val_fnr_at_threshold"] == 0.0
+    below = scores["margin"][(labels == 0) & (scores["margin"] < weakest_defect)]
+    assert below.size > 0
+    assert below.max() < margin.threshold < highest.threshold
