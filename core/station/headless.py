@@ -46,6 +46,7 @@ class _Tally:
     def __init__(self, station_name: str) -> None:
         self.station_name = station_name
         self.started_at = time.monotonic()
+        self.started = False
         self.verdicts: dict[Verdict, int] = dict.fromkeys(Verdict, 0)
         self.status: SourceStatus | None = None
         self._lock = threading.Lock()
@@ -122,6 +123,8 @@ def run_headless(
         elif isinstance(event, StationStarted):
             info = event.info
             tally.station_name = info.station_name
+            if not tally.started:  # the rate counts from the first start, not the model's loading
+                tally.started, tally.started_at = True, time.monotonic()
             say(
                 f"{info.station_name}: inspecting parts from {info.source_description} with "
                 f"{info.model_name} ({(info.model_hash or '')[:12]}), threshold {info.threshold:.4f}"
