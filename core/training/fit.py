@@ -87,6 +87,41 @@ def choose_threshold(config: TrainConfig, labels: np.ndarray, scores: np.ndarray
     return rule(labels, scores, config.target_miss_rate)
 
 
+def _build_net(config: TrainConfig) -> nn.Module:
+    """The run's fresh net; a ``pretrained`` file that cannot be used is the user's to fix.
+
+    Raises:
+        ValueError: The ``pretrained`` file holds more than tensors (Python objects or code,
+            which weights-only loading refuses to run) or weights of another architecture.
+        FileNotFoundError: There is no ``pretrained`` file.
+    """
+    import pickle
+
+    try:
+        return build_model(
+            config.architecture,
+            channels=config.channels,
+            pretrained=config.pretrained,
+            pooling=config.pooling,
+        )
+    except pickle.UnpicklingError as exc:
+        if not config.pretrained:
+            raise
+        found = next((line.strip() for line in str(exc).splitlines() if "GLOBAL" in line), "")
+        raise ValueError(
+            f"pretrained weights {config.pretrained}: refused, the file holds more than a state dict of "
+            f"tensors {f'({found}) ' if found else ''}and it is loaded with weights only, so nothing in it "
+            "runs; save the weights with torch.save(model.state_dict(), path)"
+        ) from exc
+    except RuntimeError as exc:
+        if not config.pretrained:
+            raise
+        raise ValueError(
+            f"pretrained weights {config.pretrained}: they do not fit a {config.architecture}: "
+            f"{str(exc).splitlines()[0]}"
+        ) from exc
+
+
 def _distributed(device: str) -> tuple[int, int, str]:
     """(rank, world size, device) under ``torchrun``; (0, 1, device) otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -159,9 +194,7 @@ def train(
     val_x = load_images(splits["val"], preset, progress) if main_process else train_x[:0]
     val_y = np.array([s.label for s in splits["val"]], dtype=np.int64)
 
-    net = build_model(
-        config.architecture, channels=config.channels, pretrained=config.pretrained, pooling=config.pooling
-    )
+    net = _build_net(config)
     if config.init_from:
         start = start_from_bundle(net, Path(config.init_from), config)
         log(f"starting from the weights of {config.init_from} ({start.short_hash})")
