@@ -10,7 +10,6 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
-
 # Skips that mean "a service this machine lacks": in CI (INSPECTOR_REQUIRE_SERVICES=1, set by
 # .ci/run, which installs and starts every one of them) they are failures, so a broken install
 # cannot turn the PostgreSQL, camera-stream, MQTT or disk-full tests into silent skips.

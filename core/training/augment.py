@@ -35,7 +35,7 @@ def augment(
     cx, cy = part_centre(image)
     angle = float(rng.uniform(0.0, 360.0))
     scale = float(rng.uniform(1.0 - scale_jitter, 1.0 + scale_jitter)) if scale_jitter else 1.0
-    matrix = cv2.getRotationMatrix2D((cx, cy), angle, scale)
+    matrix = np.asarray(cv2.getRotationMatrix2D((cx, cy), angle, scale), dtype=np.float64)
     matrix[:, 2] += rng.uniform(-max_shift, max_shift, size=2) * (w, h)
     out = cv2.warpAffine(
         image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=fill

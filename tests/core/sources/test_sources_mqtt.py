@@ -16,6 +16,7 @@ import pytest
 from source_helpers import free_port
 
 from core.outputs import open_output
+from core.station.config import SourceOptions, StationConfig
 from core.station.runtime import build_runtime
 from core.synth.parts import part_image
 
@@ -109,12 +110,14 @@ def test_one_message_per_part_through_a_broker_restart(tiny_model: Path, tmp_pat
     inbox.mkdir()
     db = tmp_path / "log.sqlite"
     runtime = build_runtime(
-        f"hotfolder:{inbox}",
-        tiny_model,
-        db_url=f"sqlite:///{db}",
-        media_root=tmp_path / "media",
-        station_name="line-1",
-        source_options={"settle_s": 0.1},
+        StationConfig(
+            source=f"hotfolder:{inbox}",
+            model=tiny_model,
+            db_url=f"sqlite:///{db}",
+            media_root=tmp_path / "media",
+            station_name="line-1",
+            source_options=SourceOptions(settle_s=0.1),
+        )
     )
     output = open_output(f"mqtt://127.0.0.1:{broker.port}", station="line-1")
     runtime.listeners.append(output.publish)
