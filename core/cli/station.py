@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from core.common.errors import UserError
+
 if TYPE_CHECKING:
     from core.station.config import StationConfig
     from core.station.loop import LoopRuntime
@@ -91,7 +93,7 @@ def _run_gui(config: StationConfig, *, title: str, screenshot: Path | None) -> i
 
     found = list(entry_points(group="inspector.gui", name="station"))
     if not found:
-        raise RuntimeError("the GUI (inspector_gui) is not installed; use --headless")
+        raise UserError("the GUI (inspector_gui) is not installed; use --headless")
     run_station: Callable[..., int] = found[0].load()
 
     def factory() -> LoopRuntime:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+from core.common.errors import UserError
+
 
 def default_threads() -> int:
     """The cores this process may run on."""
@@ -19,6 +21,6 @@ def pick_device(requested: str | None = None) -> str:
 
     if requested and requested != "auto":
         if requested.startswith("cuda") and not torch.cuda.is_available():
-            raise RuntimeError("CUDA was requested but no CUDA device is available")
+            raise UserError("CUDA was requested but no CUDA device is available; use --device cpu or auto")
         return requested
     return "cuda" if torch.cuda.is_available() else "cpu"
