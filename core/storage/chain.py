@@ -24,7 +24,7 @@ import json
 import math
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, String, func, literal, select, type_coerce
@@ -32,9 +32,11 @@ from sqlalchemy import Connection, String, func, literal, select, type_coerce
 from core.storage.records import ChainHead, ChainVerification
 from core.storage.schema import (
     GENESIS_HASH,
+    MIN_AGE_DAYS,
     DecisionRow,
     ModelVersion,
     PrunedRangeRow,
+    RetentionRunRow,
     ReviewRow,
     Station,
     ThresholdChangeRow,
@@ -239,7 +241,7 @@ def _verify(
     models[None] = None
     users = dict(connection.execute(select(UserRow.id, UserRow.name)).all())
 
-    d, t, r, p = DecisionRow, ThresholdChangeRow, ReviewRow, PrunedRangeRow
+    d, t, r, p, rr = DecisionRow, ThresholdChangeRow, ReviewRow, PrunedRangeRow, RetentionRunRow
     when = _canonical_time_sql(connection.dialect.name)
 
     streams = [
@@ -298,13 +300,27 @@ def _verify(
             results,
             connection,
             _PRUNED,
-            select(p.first_seq, p.last_seq, p.last_hash)
+            select(
+                p.first_seq,
+                p.last_seq,
+                p.last_hash,
+                when(p.newest_at),
+                p.run_id,
+                rr.station_id,
+                when(rr.created_at),
+                when(rr.good_before),
+                when(rr.bad_before),
+                when(rr.not_inspected_before),
+            )
+            .join(rr, rr.id == p.run_id, isouter=True)
             .where(p.station_id == station_id)
             .order_by(p.first_seq),
         ),
     ]
 
     expected, previous, records, pruned = 1, GENESIS_HASH, 0, 0
+    previous_at: Any = None  # the time of the newest record before the current one, when known
+    verified_at = datetime.now(UTC)
 
     def broken(at: int, problem: str) -> ChainVerification:
         return ChainVerification(
@@ -323,8 +339,11 @@ def _verify(
                 f"record {missing} of the chain is missing: deleted without going through retention",
             )
         if kind == _PRUNED:
-            _, last_seq, last_hash = row
+            _, last_seq, last_hash, newest_at = row[:4]
+            if problem := _unjustified(row, station_id, previous_at, verified_at):
+                return broken(seq, problem)
             previous, pruned, expected = last_hash, pruned + last_seq - seq + 1, last_seq + 1
+            previous_at = newest_at if newest_at is not None else previous_at
             continue
         stored = row[1]
         if _recompute(kind, row, previous, name, models, users) != stored:
@@ -334,6 +353,7 @@ def _verify(
                 "it was edited, or its hash was",
             )
         previous, expected, records = stored, expected + 1, records + 1
+        previous_at = row[3] if kind == _DECISION else row[2]
 
     last = expected - 1
     if until_seq is not None:
@@ -352,6 +372,71 @@ def _verify(
             head.seq, f"the recorded head {head} does not match the chain's last record {last}:{previous}"
         )
     return ChainVerification(station=name, ok=True, records=records, pruned=pruned, head=head)
+
+
+# Clocks of two writers (the station, a supervisor's review) may differ by this much.
+_CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _instant(value: datetime | str | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # canonical text, or whatever someone wrote into the column
+        value = datetime.fromisoformat(value.removesuffix("Z"))
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _unjustified(
+    row: tuple[Any, ...], station_id: int, previous_at: Any, verified_at: datetime
+) -> str | None:
+    """Why a pruned range cannot have been made by its retention run, or None when it can.
+
+    The decisions of a range were appended after the record before it, and were older than
+    the run's cut-off when the run made the range; the run's cut-offs are older than the
+    minimum ages, and the run happened before now. A range forged to cover a deleted decision
+    has to lie about one of these.
+    """
+    first, last, _, newest_text, run_id, run_station, run_text, *cutoff_texts = row
+    span = f"records {first} to {last}" if last != first else f"record {first}"
+    claim = f"{span} of the chain are recorded as removed by retention run {run_id}, but"
+    if run_station != station_id:
+        return f"{claim} that run is not a retention run of this station"
+    try:
+        run_at = _instant(run_text)
+        cutoffs = {
+            verdict: _instant(text)
+            for verdict, text in zip(("good", "bad", "not_inspected"), cutoff_texts, strict=True)
+        }
+        before = _instant(previous_at)
+        newest = _instant(newest_text)
+    except ValueError as exc:
+        return f"{claim} the times of the range or the run cannot be read ({exc})"
+    if run_at is None:
+        return f"{claim} that run has no time"
+    given = [c for c in cutoffs.values() if c is not None]
+    if not given:
+        return f"{claim} that run has no cut-off: it removed nothing"
+    latest = max(given)
+    if newest is None:  # a range made before revision 0003 records only its run
+        if before is not None and before >= latest + _CLOCK_SKEW:
+            return f"{claim} the record before them is younger than every cut-off of that run"
+        return None
+    if run_at > verified_at + _CLOCK_SKEW:
+        return f"{claim} that run is dated in the future ({_time(run_at)})"
+    for verdict, cutoff in cutoffs.items():
+        if cutoff is not None and cutoff > run_at - timedelta(days=MIN_AGE_DAYS[verdict]):
+            return (
+                f"{claim} that run's cut-off for {verdict} parts ({_time(cutoff)}) is younger than "
+                f"the minimum age of {MIN_AGE_DAYS[verdict]} days"
+            )
+    if newest >= latest or newest > run_at:
+        return f"{claim} their newest decision ({_time(newest)}) was not older than the run's cut-offs"
+    if before is not None and before > newest + _CLOCK_SKEW:
+        return (
+            f"{claim} the record before them ({_time(before)}) is younger than their newest decision "
+            f"({_time(newest)}): they were younger than the run's cut-offs"
+        )
+    return None
 
 
 def _recompute(

@@ -11,8 +11,12 @@ Which decisions may go:
 Each verdict's selection becomes a cut-off time ("good parts before T"), recorded as a
 *retention run* before anything is deleted. Then, a chunk at a time in chain order, the chunk's
 image and heatmap files are deleted, and in one transaction its rows are recorded as pruned
-ranges (with the hash of each range's last link, the checkpoint the verifier resumes from) and
-deleted. The append-only trigger lets a decision go only once such a range covers it.
+ranges (with the hash of each range's last link, the checkpoint the verifier resumes from, and
+the time of its newest decision) and deleted. The append-only trigger lets a decision go only
+once such a range covers it and the range's run justifies it: the run's cut-off for the
+decision's verdict is later than the decision and older than the minimum age the database
+allows (``schema.MIN_AGE_DAYS``, by the database's clock). Cut-offs are clamped to that minimum
+here, so no policy or disk budget asks the database for a delete it refuses.
 
 A run interrupted between the two steps leaves rows whose files are gone; the next run applies
 at least the cut-offs of every earlier run, so it removes those rows first.
@@ -34,11 +38,21 @@ from core.common.types import Verdict
 from core.storage.context import LogContext
 from core.storage.errors import environment_errors
 from core.storage.media import media_path, remove_empty_folders
-from core.storage.schema import DecisionRow, KeepMarkRow, PrunedRangeRow, RetentionRunRow, ReviewRow
+from core.storage.schema import (
+    MIN_AGE_DAYS,
+    DecisionRow,
+    KeepMarkRow,
+    PrunedRangeRow,
+    RetentionRunRow,
+    ReviewRow,
+)
 
 _log = logging.getLogger(__name__)
 
 _CHUNK = 1000  # decisions per delete transaction
+# Clamped cut-offs stay this far inside the database's minimum age, so a few seconds between the
+# station's clock and the database server's never make the trigger refuse a run's delete.
+_CLOCK_MARGIN = timedelta(minutes=1)
 _PRUNE_ORDER = (Verdict.GOOD, Verdict.NOT_INSPECTED, Verdict.BAD)  # under a disk budget
 _CUTOFF_COLUMNS = {
     Verdict.GOOD: "good_before",
@@ -114,6 +128,7 @@ def apply_retention(
         cutoffs = _cutoffs(connection, station_id, policy, now)
         with environment_errors(str(context.media_root)):
             cutoffs = _apply_budget(connection, station_id, policy, cutoffs, context.media_root)
+        cutoffs = _clamped(cutoffs, now)
         due = _due(station_id, cutoffs)
         number, media_bytes = connection.execute(
             select(func.count(), func.coalesce(func.sum(DecisionRow.media_bytes), 0)).where(due)
@@ -185,11 +200,17 @@ def apply_retention(
                     select(DecisionRow.part_id).where(DecisionRow.part_id.in_(ids)).with_for_update()
                 )
             still_due = connection.execute(
-                select(DecisionRow.part_id, DecisionRow.seq, DecisionRow.row_hash, DecisionRow.media_bytes)
+                select(
+                    DecisionRow.part_id,
+                    DecisionRow.seq,
+                    DecisionRow.row_hash,
+                    DecisionRow.media_bytes,
+                    DecisionRow.created_at,
+                )
                 .where(due, DecisionRow.part_id.in_(ids))
                 .order_by(DecisionRow.seq)
             ).all()
-            spans = list(_contiguous([(row.seq, row.row_hash) for row in still_due]))
+            spans = list(_contiguous([(row.seq, row.row_hash, row.created_at) for row in still_due]))
             if spans:
                 connection.execute(
                     insert(PrunedRangeRow),
@@ -200,8 +221,9 @@ def apply_retention(
                             "last_seq": b,
                             "last_hash": h,
                             "run_id": run_id,
+                            "newest_at": newest,
                         }
-                        for a, b, h in spans
+                        for a, b, h, newest in spans
                     ],
                 )
                 connection.execute(
@@ -300,20 +322,46 @@ def _apply_budget(
     return cutoffs
 
 
-def _contiguous(links: list[tuple[int, str]]) -> Iterator[tuple[int, int, str]]:
-    """Runs of consecutive sequence numbers as (first, last, hash of last)."""
-    first = previous = None
+def _contiguous(links: list[tuple[int, str, datetime]]) -> Iterator[tuple[int, int, str, datetime]]:
+    """Runs of consecutive sequence numbers as (first, last, hash of last, newest time)."""
+    first = previous = newest = None
     last_hash = ""
-    for seq, row_hash in links:
+    for seq, row_hash, created_at in links:
         if previous is not None and seq != previous + 1:
-            assert first is not None
-            yield first, previous, last_hash
-            first = None
+            assert first is not None and newest is not None
+            yield first, previous, last_hash, newest
+            first = newest = None
         if first is None:
             first = seq
         previous, last_hash = seq, row_hash
-    if first is not None and previous is not None:
-        yield first, previous, last_hash
+        newest = created_at if newest is None else max(newest, created_at)
+    if first is not None and previous is not None and newest is not None:
+        yield first, previous, last_hash, newest
+
+
+def min_age(verdict: Verdict) -> timedelta:
+    """How long the database keeps a decision of this verdict at least, whatever the policy."""
+    return timedelta(days=MIN_AGE_DAYS[verdict.value])
+
+
+def _clamped(cutoffs: dict[Verdict, datetime | None], now: datetime) -> dict[Verdict, datetime | None]:
+    """Cut-offs no later than the database's minimum ages allow (by its clock, not the log's)."""
+    # ``now`` may be a test's or a replay's clock, ahead of the wall clock the database goes by.
+    reference = min(now, datetime.now(UTC) - _CLOCK_MARGIN)
+    clamped: dict[Verdict, datetime | None] = {}
+    for verdict, cutoff in cutoffs.items():
+        limit = reference - min_age(verdict)
+        if cutoff is not None and cutoff > limit:
+            _log.warning(
+                "retention: %s parts are kept at least %s; cut-off %s moved to %s",
+                verdict.value,
+                min_age(verdict),
+                cutoff.isoformat(timespec="seconds"),
+                limit.isoformat(timespec="seconds"),
+            )
+            cutoff = limit
+        clamped[verdict] = cutoff
+    return clamped
 
 
 def _as_utc(value: datetime) -> datetime:

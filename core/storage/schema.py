@@ -42,6 +42,10 @@ NAMING_CONVENTION = {
 
 GENESIS_HASH = "0" * 64  # the "previous hash" of a station's first record
 
+# Days a decision of each verdict stays at least, whatever a retention run says: the delete
+# trigger of migration 0003 enforces the same numbers with the database's clock.
+MIN_AGE_DAYS = {"good": 1, "not_inspected": 1, "bad": 7}
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC datetime, stored the same way on every backend.
@@ -144,6 +148,10 @@ class DecisionRow(Base):
     seq: Mapped[int] = mapped_column(Integer)
     row_hash: Mapped[str] = mapped_column(String(64))
     media_bytes: Mapped[int] = mapped_column(Integer, server_default=text("0"))  # image + heatmap
+    # 1: the chain form of rows written before revision 0003; 2: it also covers the files' hashes.
+    hash_version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    image_sha256: Mapped[str | None] = mapped_column(String(64))  # of the image file's bytes
+    heatmap_sha256: Mapped[str | None] = mapped_column(String(64))  # of the heatmap file's bytes
 
     __table_args__ = (
         CheckConstraint("verdict IN ('good', 'bad', 'not_inspected')", name="verdict"),
@@ -259,8 +267,10 @@ class RetentionRunRow(Base):
 class PrunedRangeRow(Base):
     """Consecutive chain links that retention removed, and the hash of the last one (a checkpoint).
 
-    The delete trigger on decisions lets a row go only when a range covering its ``seq`` exists;
-    the verifier resumes the chain after the range from ``last_hash``.
+    The delete trigger on decisions lets a row go only when a range covering its ``seq`` exists
+    and the range's run justifies it (cut-off for the row's verdict later than the row and older
+    than ``MIN_AGE_DAYS``; no keep mark, no review); the verifier resumes the chain after the
+    range from ``last_hash``.
     """
 
     __tablename__ = "pruned_ranges"
@@ -271,6 +281,9 @@ class PrunedRangeRow(Base):
     last_seq: Mapped[int] = mapped_column(Integer)
     last_hash: Mapped[str] = mapped_column(String(64))
     run_id: Mapped[int] = mapped_column(ForeignKey("retention_runs.id"))
+    # The newest decision of the range (None for ranges made before revision 0003): the delete
+    # trigger checks every row against it, and the verifier checks it against the run's cut-offs.
+    newest_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         CheckConstraint("first_seq >= 1 AND first_seq <= last_seq", name="seq_order"),

@@ -116,7 +116,7 @@ def test_the_first_version_file_is_backed_up_then_upgraded_and_chained(
 
     backup = log.backup_before_upgrade
     assert backup is not None and backup.parent == path.parent / "backups"
-    assert backup.name.startswith("inspector.before-0002.from-0001.")
+    assert backup.name.startswith(f"inspector.before-{HEAD_REVISION}.from-0001.")
     with sqlite3.connect(backup) as old:
         assert old.execute("SELECT count(*) FROM decisions").fetchone() == (3,)
         assert old.execute("SELECT name FROM sqlite_master WHERE name = 'alembic_version'").fetchone() is None

@@ -1,0 +1,172 @@
+"""Attacks on the visual log, done for real: each must be refused by the database or flagged by verify-log.
+
+The attacker has SQL access to the database (and, where said, the files of the media root) and
+wants a bad part to disappear or to look different. Every test runs on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import inspect, text
+from storage_helpers import MODEL_HASH, FakeClock, make_inspection, make_part, rows_in_db, tamper
+
+from core.cli import main
+from core.common.types import Decision, Verdict
+from core.storage import VisualLog
+from core.storage.retention import RetentionPolicy
+
+
+def _wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def _row(log: VisualLog, part_id: str) -> Any:
+    with log.engine.connect() as connection:
+        return connection.execute(
+            text("SELECT station_id, seq, row_hash, created_at FROM decisions WHERE part_id = :p"),
+            {"p": part_id},
+        ).one()
+
+
+def _forge_retention(
+    log: VisualLog, decision: Decision, *, cutoff: datetime, run_at: datetime, newest: datetime | None = None
+) -> None:
+    """Pose as retention: a run whose cut-off covers ``decision``, and a pruned range over it."""
+    station_id, seq, row_hash, _ = _row(log, decision.part_id)
+    with log.engine.begin() as connection:
+        values: dict[str, Any] = {"s": station_id, "at": run_at, "c": cutoff}
+        run_id = connection.execute(
+            text(
+                'INSERT INTO retention_runs (station_id, created_at, "user", reason, good_before, bad_before,'
+                " not_inspected_before) VALUES (:s, :at, 'retention', 'nightly', :c, :c, :c) RETURNING id"
+            ),
+            values,
+        ).scalar_one()
+        columns = {c["name"] for c in inspect(connection).get_columns("pruned_ranges")}
+        extra = ", newest_at" if "newest_at" in columns else ""  # a careful attacker fills every column
+        connection.execute(
+            text(
+                f"INSERT INTO pruned_ranges (station_id, first_seq, last_seq, last_hash, run_id{extra})"
+                f" VALUES (:s, :q, :q, :h, :r{', :n' if extra else ''})"
+            ),
+            {
+                "s": station_id,
+                "q": seq,
+                "h": row_hash,
+                "r": run_id,
+                "n": _naive_for_sqlite(log, newest or decision.created_at),
+            },
+        )
+
+
+def _naive_for_sqlite(log: VisualLog, value: datetime) -> datetime:
+    return value.replace(tzinfo=None) if log.engine.dialect.name == "sqlite" else value
+
+
+# ------------------------------------------------------------------ 1. posing as retention
+
+
+def test_a_forged_retention_run_cannot_delete_a_fresh_bad_decision(
+    db_url: str, open_log: Callable[..., VisualLog]
+) -> None:
+    log = open_log(db_url, clock=_wall_clock)
+    log.record(make_part(), make_inspection(score=0.2), model_hash=MODEL_HASH)
+    bad = log.record(make_part(), make_inspection(score=0.95), model_hash=MODEL_HASH)
+    log.record(make_part(), make_inspection(score=0.1), model_hash=MODEL_HASH)
+    head = log.chain_head()
+    now = datetime.now(UTC)
+    _forge_retention(
+        log, bad, cutoff=_naive_for_sqlite(log, now), run_at=_naive_for_sqlite(log, now + timedelta(days=400))
+    )
+
+    with pytest.raises(Exception, match="append-only"), log.engine.begin() as connection:
+        connection.execute(text("DELETE FROM decisions WHERE part_id = :p"), {"p": bad.part_id})
+    assert log.get(bad.part_id) == bad
+    assert log.chain_head() == head
+
+
+def test_a_forged_run_with_a_cutoff_past_the_minimum_age_cannot_delete_a_younger_decision(
+    db_url: str, open_log: Callable[..., VisualLog]
+) -> None:
+    # Two days old: a cut-off of a day ago is past the good parts' floor, but the decision is bad.
+    log = open_log(db_url, clock=FakeClock(datetime.now(UTC) - timedelta(days=2)))
+    bad = log.record(make_part(), make_inspection(score=0.95), model_hash=MODEL_HASH)
+    now = datetime.now(UTC)
+    _forge_retention(
+        log, bad, cutoff=_naive_for_sqlite(log, now - timedelta(days=1)), run_at=_naive_for_sqlite(log, now)
+    )
+    with pytest.raises(Exception, match="append-only"), log.engine.begin() as connection:
+        connection.execute(text("DELETE FROM decisions WHERE part_id = :p"), {"p": bad.part_id})
+    assert log.get(bad.part_id) == bad
+
+
+def test_a_forged_range_cannot_delete_a_kept_decision_even_without_foreign_keys(
+    sqlite_url: str, open_log: Callable[..., VisualLog]
+) -> None:
+    # The sqlite3 shell has foreign keys off: only the trigger stands between it and a kept row.
+    log = open_log(sqlite_url)  # 2025: old enough for any cut-off
+    kept = log.record(make_part(), make_inspection(score=0.95), model_hash=MODEL_HASH, keep=True)
+    _forge_retention(log, kept, cutoff=datetime(2026, 1, 1), run_at=datetime(2026, 1, 2))
+    import sqlite3
+
+    database = log.engine.url.database
+    assert database is not None
+    connection = sqlite3.connect(database)
+    try:
+        assert connection.execute("PRAGMA foreign_keys").fetchone()[0] == 0
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            connection.execute("DELETE FROM decisions WHERE part_id = ?", (kept.part_id,))
+    finally:
+        connection.close()
+    assert log.get(kept.part_id) == kept
+
+
+@pytest.mark.parametrize("forgery", ["run dated ahead", "range dated back"])
+def test_verify_log_flags_a_pruned_range_its_run_cannot_justify(
+    db_url: str, open_log: Callable[..., VisualLog], capsys: pytest.CaptureFixture[str], forgery: str
+) -> None:
+    # Triggers switched off: the row goes, and a forged run and range cover the gap.
+    log = open_log(db_url, clock=_wall_clock)
+    log.record(make_part(), make_inspection(score=0.2), model_hash=MODEL_HASH)
+    bad = log.record(make_part(), make_inspection(score=0.95), model_hash=MODEL_HASH)
+    log.record(make_part(), make_inspection(score=0.1), model_hash=MODEL_HASH)
+    now = datetime.now(UTC)
+    if forgery == "run dated ahead":  # the run's cut-offs look old enough from a year ahead
+        cutoff, run_at, newest = now, now + timedelta(days=400), bad.created_at
+    else:  # an honest-looking run, and a range that claims its decision was old
+        cutoff, run_at, newest = now - timedelta(days=8), now, now - timedelta(days=9)
+    _forge_retention(
+        log, bad, cutoff=_naive_for_sqlite(log, cutoff), run_at=_naive_for_sqlite(log, run_at), newest=newest
+    )
+    tamper(log, "decisions", "DELETE FROM decisions WHERE part_id = :p", p=bad.part_id)
+
+    result = log.verify()
+    assert not result.ok and result.broken_at == 2
+    assert result.problem is not None and "retention run" in result.problem
+    assert main(["verify-log", "--db", db_url]) == 1
+    assert "BROKEN at record 2" in capsys.readouterr().out
+
+
+def test_genuine_retention_still_removes_old_decisions_and_verifies(
+    db_url: str, open_log: Callable[..., VisualLog]
+) -> None:
+    start = datetime.now(UTC) - timedelta(days=10.5)
+    log = open_log(db_url, clock=FakeClock(start, timedelta(days=1)))
+    decisions = [  # aged 10.5 days down to half a day, bad and good in turn
+        log.record(make_part(), make_inspection(score=0.9 if i % 2 else 0.1), model_hash=MODEL_HASH)
+        for i in range(11)
+    ]
+    # A policy younger than the database's floor is clamped to it: nothing under a week-old bad goes.
+    result = log.prune(RetentionPolicy(good_days=0.5, bad_days=0.5), now=datetime.now(UTC))
+    survivors = {d.part_id for d in log.find(limit=None)}
+    for decision in decisions:
+        age = datetime.now(UTC) - decision.created_at
+        floor = timedelta(days=7 if decision.verdict is Verdict.BAD else 1)
+        assert (decision.part_id in survivors) == (age < floor + timedelta(minutes=2))
+    assert result.decisions == len(decisions) - len(survivors) > 0
+    assert rows_in_db(log) == len(survivors)
+    assert log.verify().ok
