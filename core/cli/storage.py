@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from core.storage import VisualLog
 
 _GB = 1024**3
+_MEDIA_SHOWN = 20  # media problems listed one by one
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -27,8 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(handler=_cmd_log)
 
     p = sub.add_parser("verify-log", help="check the visual log's hash chains; report the first broken link")
-    _add_db(p, media=False)
+    _add_db(p, media=True)
     p.add_argument("--station", help="only this station (default: every station)")
+    p.add_argument(
+        "--media", action="store_true", help="also re-hash every image and heatmap against the chain"
+    )
     p.set_defaults(handler=_cmd_verify_log)
 
     p = sub.add_parser("report", help="write a shift's CSV report (one line per part) and its summary")
@@ -157,7 +161,26 @@ def _cmd_verify_log(args: argparse.Namespace) -> int:
             else:
                 broken += 1
                 print(f"{name}: BROKEN at record {result.broken_at}: {result.problem}")
+            if args.media:
+                broken += not _report_media(log, name)
     return 1 if broken else 0
+
+
+def _report_media(log: VisualLog, name: str) -> bool:
+    """Print the media check of one station; True when every file is as recorded."""
+    media = log.verify_media(station=name)
+    unhashed = f" ({media.unhashed} from before media hashing: checked to exist)" if media.unhashed else ""
+    if media.ok:
+        print(f"{name}: media ok, {media.files} files{unhashed}")
+        return True
+    missing = sum(p.problem == "missing" for p in media.problems)
+    changed = len(media.problems) - missing
+    print(f"{name}: media BROKEN: {missing} missing, {changed} changed of {media.files} files{unhashed}")
+    for problem in media.problems[:_MEDIA_SHOWN]:
+        print(f"  {problem.problem}: {problem.path} (part {problem.part_id})")
+    if len(media.problems) > _MEDIA_SHOWN:
+        print(f"  ... and {len(media.problems) - _MEDIA_SHOWN} more")
+    return False
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # the explicit re-exports type checkers see
     from core.storage.records import ChainVerification as ChainVerification
     from core.storage.records import DecisionRecord as DecisionRecord
     from core.storage.records import HourCount as HourCount
+    from core.storage.records import MediaProblem as MediaProblem
+    from core.storage.records import MediaVerification as MediaVerification
     from core.storage.records import ModelInfo as ModelInfo
     from core.storage.records import Review as Review
     from core.storage.records import ReviewOutcome as ReviewOutcome
@@ -41,6 +43,8 @@ _WHERE = {
     "ChainVerification": "core.storage.records",
     "DecisionRecord": "core.storage.records",
     "HourCount": "core.storage.records",
+    "MediaProblem": "core.storage.records",
+    "MediaVerification": "core.storage.records",
     "ModelInfo": "core.storage.records",
     "Review": "core.storage.records",
     "ReviewOutcome": "core.storage.records",

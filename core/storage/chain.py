@@ -45,6 +45,7 @@ from core.storage.schema import (
 
 __all__ = [
     "GENESIS_HASH",
+    "HASH_VERSION",
     "decision_hash",
     "review_hash",
     "threshold_change_hash",
@@ -52,6 +53,11 @@ __all__ = [
 ]
 
 _STREAM = {"yield_per": 5000}
+
+
+# The first element of a decision's payload, by hash version: a row cannot pass as another version.
+_DECISION_TAGS = {1: "decision", 2: "decision/2"}
+HASH_VERSION = 2  # the form new decisions are written in
 
 
 def _time(value: datetime | str) -> str:
@@ -117,10 +123,17 @@ def decision_hash(
     image_path: str | None,
     heatmap_path: str | None,
     media_bytes: int,
+    hash_version: int = 1,
+    image_sha256: str | None = None,
+    heatmap_sha256: str | None = None,
 ) -> str:
-    """The chain hash of a decision record."""
+    """The chain hash of a decision record.
+
+    Version 1 (rows written before revision 0003) covers the row; version 2 also covers the
+    SHA-256 of the image and heatmap files, so a replaced or deleted file is found.
+    """
     payload = [
-        "decision",
+        _DECISION_TAGS[hash_version],
         station,
         seq,
         part_id,
@@ -137,6 +150,8 @@ def decision_hash(
         heatmap_path,
         int(media_bytes),
     ]
+    if hash_version >= 2:
+        payload += [image_sha256, heatmap_sha256]
     return _link(previous, payload)
 
 
@@ -265,6 +280,9 @@ def _verify(
                 d.image_path,
                 d.heatmap_path,
                 d.media_bytes,
+                d.hash_version,
+                d.image_sha256,
+                d.heatmap_sha256,
             )
             .where(d.station_id == station_id)
             .order_by(d.seq),
@@ -320,6 +338,7 @@ def _verify(
 
     expected, previous, records, pruned = 1, GENESIS_HASH, 0, 0
     previous_at: Any = None  # the time of the newest record before the current one, when known
+    newest_version = 1  # decisions never go back to an older hash form
     verified_at = datetime.now(UTC)
 
     def broken(at: int, problem: str) -> ChainVerification:
@@ -346,6 +365,15 @@ def _verify(
             previous_at = newest_at if newest_at is not None else previous_at
             continue
         stored = row[1]
+        if kind == _DECISION:
+            version = row[15]
+            if version not in _DECISION_TAGS or version < newest_version:
+                return broken(
+                    seq,
+                    f"{_describe(kind, row)} (record {seq}) claims hash version {version} after records "
+                    f"of version {newest_version}: its form was changed",
+                )
+            newest_version = version
         if _recompute(kind, row, previous, name, models, users) != stored:
             return broken(
                 seq,
@@ -450,12 +478,14 @@ def _recompute(
     # The same payloads as decision_hash and friends, built from the positional rows above.
     if kind == _DECISION:
         (seq, _, part_id, at, source, content, verdict, score, threshold, reason, latency, model,
-         image, heatmap, media) = row  # fmt: skip
+         image, heatmap, media, version, image_sha, heatmap_sha) = row  # fmt: skip
         payload = [
-            "decision", station, seq, part_id, _time(at), source, content, verdict, _number(score),
-            _number(threshold), reason, _number(latency), models.get(model, f"#{model}"), image,
-            heatmap, int(media),
+            _DECISION_TAGS[version], station, seq, part_id, _time(at), source, content, verdict,
+            _number(score), _number(threshold), reason, _number(latency),
+            models.get(model, f"#{model}"), image, heatmap, int(media),
         ]  # fmt: skip
+        if version >= 2:
+            payload += [image_sha, heatmap_sha]
     elif kind == _THRESHOLD:
         seq, _, at, user, old, new, reason, model = row
         payload = [

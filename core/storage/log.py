@@ -24,6 +24,7 @@ import numpy as np
 from sqlalchemy import Engine
 
 import core.storage.heads as heads
+import core.storage.media_check as media_check
 import core.storage.model_versions as model_versions
 import core.storage.queries as queries
 import core.storage.reviews as reviews
@@ -40,6 +41,7 @@ from core.storage.records import (
     ChainVerification,
     DecisionRecord,
     HourCount,
+    MediaVerification,
     ModelInfo,
     Review,
     Role,
@@ -392,6 +394,14 @@ class VisualLog:
             KeyError: No station of that name.
         """
         return heads.verify(self._open(), station, until_seq)
+
+    def verify_media(self, *, station: str | None = None) -> MediaVerification:
+        """Re-hash a station's media files against the hashes in its chain (see ``media_check``).
+
+        Raises:
+            KeyError: No station of that name.
+        """
+        return media_check.verify_media(self._open(), station)
 
     # ------------------------------------------------------------------ upkeep
 

@@ -148,3 +148,34 @@ class DecisionRecord:
     seq: int
     model_name: str | None
     review: Review | None  # the newest review, if any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediaProblem:
+    """A decision's image or heatmap file that is not what the log recorded."""
+
+    part_id: str
+    path: str  # relative to the media root
+    problem: str  # "missing" or "changed"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediaVerification:
+    """The result of re-hashing one station's media files against the hashes in its chain.
+
+    Attributes:
+        station: The station checked.
+        files: Files named by live decisions and checked (pruned decisions have none).
+        unhashed: Files of decisions written before the chain covered media (revision 0003):
+            only checked to exist.
+        problems: Files missing or changed, in chain order.
+    """
+
+    station: str
+    files: int
+    unhashed: int
+    problems: tuple[MediaProblem, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.common.fileio import sha256_bytes
 from core.common.types import Decision, Inspection, Part, Verdict, verdict_for
-from core.storage.chain import decision_hash
+from core.storage.chain import HASH_VERSION, decision_hash
 from core.storage.context import LogContext
 from core.storage.errors import DuplicatePartError, environment_errors
 from core.storage.heads import append_many
@@ -151,6 +151,11 @@ def _prepare(context: LogContext, entry: Entry, model_hash: str | None) -> _Prep
     image_path = f"{folder}/{part_id}{image[1]}" if image is not None else None
     heatmap_path = f"{folder}/{part_id}_heatmap.png" if heatmap_png is not None else None
     media_bytes = (len(image[0]) if image is not None else 0) + len(heatmap_png or b"")
+    # The files' hashes are links of the chain too: a replaced or deleted file is found.
+    image_sha256 = sha256_bytes(image[0]) if image_path is not None and image is not None else None
+    heatmap_sha256 = (
+        sha256_bytes(heatmap_png) if heatmap_path is not None and heatmap_png is not None else None
+    )
     values: dict[str, Any] = {
         "part_id": part_id,
         "created_at": created_at,
@@ -164,6 +169,9 @@ def _prepare(context: LogContext, entry: Entry, model_hash: str | None) -> _Prep
         "image_path": image_path,
         "heatmap_path": heatmap_path,
         "media_bytes": media_bytes,
+        "hash_version": HASH_VERSION,
+        "image_sha256": image_sha256,
+        "heatmap_sha256": heatmap_sha256,
     }
     station = context.station
 
@@ -185,6 +193,9 @@ def _prepare(context: LogContext, entry: Entry, model_hash: str | None) -> _Prep
             image_path=image_path,
             heatmap_path=heatmap_path,
             media_bytes=media_bytes,
+            hash_version=HASH_VERSION,
+            image_sha256=image_sha256,
+            heatmap_sha256=heatmap_sha256,
         )
 
     files: list[tuple[str, bytes]] = []

@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -61,6 +62,33 @@ def test_the_chain_format_is_frozen() -> None:
     )
     assert link == hashlib.sha256(f"{GENESIS_HASH}\n{body}".encode()).hexdigest()
     assert link == "4c909da13d20b8148dde3dbc2057055f1e9d9cda24aa461c3c95d12c8b2ca7d5"
+
+
+def test_the_chain_format_with_media_hashes_is_frozen() -> None:
+    # Version 2 (revision 0003): another tag, and the files' hashes after the version 1 fields.
+    fields: dict[str, Any] = {
+        "station": "line-1",
+        "seq": 1,
+        "part_id": "01JPBQ8ZC7K3V6N3R8Y2W1T0AB",
+        "created_at": datetime(2025, 3, 14, 9, 30, 0, 123456, tzinfo=UTC),
+        "source_ref": "cam",
+        "content_hash": None,
+        "verdict": "bad",
+        "score": 0.8,
+        "threshold": 0.5,
+        "reason": None,
+        "latency_ms": 12.5,
+        "model_hash": None,
+        "image_path": "a.png",
+        "heatmap_path": "b.png",
+        "media_bytes": 3,
+    }
+    link = decision_hash(GENESIS_HASH, **fields, hash_version=2, image_sha256="1" * 64, heatmap_sha256=None)
+    body = (
+        '["decision/2","line-1",1,"01JPBQ8ZC7K3V6N3R8Y2W1T0AB","2025-03-14T09:30:00.123456Z","cam",null,'
+        '"bad",0.8,0.5,null,12.5,null,"a.png","b.png",3,"' + "1" * 64 + '",null]'
+    )
+    assert link == hashlib.sha256(f"{GENESIS_HASH}\n{body}".encode()).hexdigest()
 
 
 def test_the_fast_canonical_form_is_json() -> None:
@@ -244,7 +272,7 @@ def test_a_rehashed_edit_breaks_the_next_link(log: VisualLog, supervisor: str) -
         model_hash=edited.model_hash,
         image_path=edited.image_path,
         heatmap_path=edited.heatmap_path,
-        media_bytes=_media_bytes(log, edited.part_id),
+        **_media_fields(log, edited.part_id),
     )
     tamper(
         log,
@@ -258,13 +286,16 @@ def test_a_rehashed_edit_breaks_the_next_link(log: VisualLog, supervisor: str) -
     assert not result.ok and result.broken_at == seq + 1
 
 
-def _media_bytes(log: VisualLog, part_id: str) -> int:
+def _media_fields(log: VisualLog, part_id: str) -> dict[str, Any]:
+    """The row's hashed media fields, as ``decision_hash`` takes them."""
     with log.engine.connect() as connection:
-        return int(
-            connection.execute(
-                text("SELECT media_bytes FROM decisions WHERE part_id = :p"), {"p": part_id}
-            ).scalar_one()
-        )
+        row = connection.execute(
+            text(
+                "SELECT media_bytes, hash_version, image_sha256, heatmap_sha256 FROM decisions WHERE part_id = :p"
+            ),
+            {"p": part_id},
+        ).one()
+    return dict(row._mapping)
 
 
 def test_verify_log_command_reports_the_first_broken_link(

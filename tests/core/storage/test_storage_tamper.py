@@ -6,8 +6,10 @@ wants a bad part to disappear or to look different. Every test runs on SQLite an
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +17,10 @@ from sqlalchemy import inspect, text
 from storage_helpers import MODEL_HASH, FakeClock, make_inspection, make_part, rows_in_db, tamper
 
 from core.cli import main
+from core.common.fileio import sha256_bytes
 from core.common.types import Decision, Verdict
 from core.storage import VisualLog
+from core.storage.chain import decision_hash
 from core.storage.retention import RetentionPolicy
 
 
@@ -170,3 +174,122 @@ def test_genuine_retention_still_removes_old_decisions_and_verifies(
     assert result.decisions == len(decisions) - len(survivors) > 0
     assert rows_in_db(log) == len(survivors)
     assert log.verify().ok
+
+
+# ------------------------------------------------------------------ 2. images and heatmaps
+
+
+def test_a_replaced_heatmap_or_a_deleted_image_is_found_by_verify_log_media(
+    db_url: str, open_log: Callable[..., VisualLog], media_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = open_log(db_url)
+    first = log.record(make_part(), make_inspection(score=0.95, seed=1), model_hash=MODEL_HASH)
+    second = log.record(make_part(), make_inspection(score=0.1, seed=2), model_hash=MODEL_HASH)
+    db = ["--db", db_url, "--media-root", str(media_root)]
+    assert main(["verify-log", "--media", *db]) == 0
+    assert "media ok, 4 files" in capsys.readouterr().out
+
+    # The bad part's heatmap swapped for the good part's (a valid PNG), the good part's image deleted.
+    assert first.heatmap_path is not None and second.heatmap_path is not None and second.image_path
+    shutil.copyfile(log.media_path(second.heatmap_path), log.media_path(first.heatmap_path))
+    log.media_path(second.image_path).unlink()
+
+    assert log.verify().ok  # the rows are untouched
+    media = log.verify_media()
+    assert {(p.part_id, p.path, p.problem) for p in media.problems} == {
+        (first.part_id, first.heatmap_path, "changed"),
+        (second.part_id, second.image_path, "missing"),
+    }
+    assert main(["verify-log", "--media", *db]) == 1
+    out = capsys.readouterr().out
+    assert "media BROKEN: 1 missing, 1 changed of 4 files" in out
+    assert f"changed: {first.heatmap_path}" in out and f"missing: {second.image_path}" in out
+
+
+def test_the_recorded_file_hash_is_a_link_of_the_chain(
+    db_url: str, open_log: Callable[..., VisualLog]
+) -> None:
+    log = open_log(db_url)
+    decision = log.record(make_part(), make_inspection(score=0.95), model_hash=MODEL_HASH)
+    log.record(make_part(), make_inspection(score=0.1), model_hash=MODEL_HASH)
+    assert decision.heatmap_path is not None
+    # Replace the heatmap, and record the new file's hash so that --media agrees: the chain does not.
+    path = log.media_path(decision.heatmap_path)
+    path.write_bytes(path.read_bytes() + b"\0")
+    tamper(
+        log,
+        "decisions",
+        "UPDATE decisions SET heatmap_sha256 = :h WHERE part_id = :p",
+        h=sha256_bytes(path.read_bytes()),
+        p=decision.part_id,
+    )
+    assert log.verify_media().ok
+    result = log.verify()
+    assert not result.ok and result.broken_at == 1
+
+
+def test_a_decision_cannot_fall_back_to_the_hash_form_without_media(
+    db_url: str, open_log: Callable[..., VisualLog]
+) -> None:
+    log = open_log(db_url)
+    log.record(make_part(), make_inspection(score=0.1), model_hash=MODEL_HASH)
+    decision = log.record(make_part(), make_inspection(score=0.95), model_hash=MODEL_HASH)
+    # Rewritten in the old form (no file hashes), with its hash and the head recomputed to match.
+    station_id, seq, _, _ = _row(log, decision.part_id)
+    with log.engine.connect() as connection:
+        previous = connection.execute(
+            text("SELECT row_hash FROM decisions WHERE station_id = :s AND seq = :q"),
+            {"s": station_id, "q": seq - 1},
+        ).scalar_one()
+    old_form = decision_hash(
+        previous,
+        station=decision.station,
+        seq=seq,
+        part_id=decision.part_id,
+        created_at=decision.created_at,
+        source_ref=decision.source_ref,
+        content_hash=decision.content_hash,
+        verdict=decision.verdict.value,
+        score=decision.score,
+        threshold=decision.threshold,
+        reason=decision.reason,
+        latency_ms=decision.latency_ms,
+        model_hash=decision.model_hash,
+        image_path=decision.image_path,
+        heatmap_path=decision.heatmap_path,
+        media_bytes=_media_bytes(log, decision.part_id),
+    )
+    tamper(
+        log,
+        "decisions",
+        "UPDATE decisions SET hash_version = 1, image_sha256 = NULL, heatmap_sha256 = NULL, row_hash = :h"
+        " WHERE part_id = :p",
+        h=old_form,
+        p=decision.part_id,
+    )
+    tamper(log, "stations", "UPDATE stations SET head_hash = :h WHERE id = :s", h=old_form, s=station_id)
+    result = log.verify()
+    assert not result.ok and result.broken_at == seq
+    assert result.problem is not None and "hash version" in result.problem
+
+
+def _media_bytes(log: VisualLog, part_id: str) -> int:
+    with log.engine.connect() as connection:
+        return int(
+            connection.execute(
+                text("SELECT media_bytes FROM decisions WHERE part_id = :p"), {"p": part_id}
+            ).scalar_one()
+        )
+
+
+def test_files_of_pruned_decisions_are_gone_legitimately(
+    db_url: str, open_log: Callable[..., VisualLog], media_root: Path
+) -> None:
+    log = open_log(db_url)  # 2025: old enough
+    old = log.record(make_part(), make_inspection(score=0.1), model_hash=MODEL_HASH)
+    log.record(make_part(), make_inspection(score=0.95), model_hash=MODEL_HASH)
+    result = log.prune(RetentionPolicy(good_days=1, bad_days=None), now=datetime(2025, 6, 1, tzinfo=UTC))
+    assert result.decisions == 1 and log.get(old.part_id) is None
+    assert log.verify().ok
+    media = log.verify_media()
+    assert media.ok and media.files == 2 and media.unhashed == 0
