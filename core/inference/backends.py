@@ -16,8 +16,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from core.inference.onnx_bundle import has_onnx, load_onnx
-from core.model.bundle import load_net
+from core.common.fileio import sha256_bytes
+from core.inference.onnx_bundle import OnnxCard, has_onnx, load_onnx, onnx_path, run_sha256
+from core.model.bundle import BundleError, ModelCard, load_net
 from core.model.device import default_threads, pick_device
 
 BACKENDS = ("auto", "torch", "onnx")
@@ -26,6 +27,9 @@ BACKENDS = ("auto", "torch", "onnx")
 class Backend(Protocol):
     name: str  # "torch" or "onnx"
     device: str  # "cpu" or "cuda"
+    card: ModelCard
+    # What the log records with each decision: covers the card, the weights and (ONNX) the graph.
+    model_hash: str
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """N x C x H x W float32 -> (scores [N], raw cams [N, h, w])."""
@@ -43,6 +47,7 @@ class TorchBackend:
         from core.model.explain import score_and_cam  # torch: only with this backend
 
         net, self.card = load_net(bundle)
+        self.model_hash = self.card.content_sha256
         self.device = pick_device(device)
         if threads is not None and self.device == "cpu":
             torch.set_num_threads(threads)  # process-wide: torch has no per-model setting
@@ -90,15 +95,55 @@ def ort_session(model: bytes | Path, *, device: str | None = None, threads: int 
     return ort.InferenceSession(source, options, providers=ort_providers(device))
 
 
+def _parsed_session(bundle: Path, data: bytes, *, device: str | None, threads: int | None) -> Any:
+    """``ort_session`` on a bundle's graph bytes; bytes ONNX Runtime cannot parse are a refused bundle."""
+    from onnxruntime.capi.onnxruntime_pybind11_state import InvalidGraph, InvalidProtobuf
+
+    try:
+        return ort_session(data, device=device, threads=threads)
+    except (InvalidProtobuf, InvalidGraph) as exc:
+        raise BundleError(
+            f"{onnx_path(bundle)} is not a valid ONNX model ({exc}); export it again. Refusing to load it."
+        ) from exc
+
+
+def check_graph(session: Any, card: ModelCard, onnx_card: OnnxCard, bundle: Path) -> None:
+    """Refuse a graph whose input or outputs are not what the card and sidecar say.
+
+    A graph for another input size or channel count would fail on every part at run time; found
+    here, it is one clear refusal at start-up instead.
+
+    Raises:
+        BundleError: naming what the graph takes or gives and what the card asks for.
+    """
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    want = [card.channels, card.input_size, card.input_size]
+    got = [i.name for i in inputs], (list(inputs[0].shape[1:]) if len(inputs) == 1 else None)
+    if got != ([onnx_card.input_name], want):
+        raise BundleError(
+            f"{onnx_path(bundle)} takes input {got[0]} of shape N x {got[1]}, but the card asks for "
+            f"{onnx_card.input_name!r} of N x {want}; export it again. Refusing to load it."
+        )
+    names = tuple(o.name for o in outputs)
+    if names != tuple(onnx_card.output_names):
+        raise BundleError(
+            f"{onnx_path(bundle)} gives outputs {names}, not {tuple(onnx_card.output_names)}; "
+            "export it again. Refusing to load it."
+        )
+
+
 class OnnxBackend:
     name = "onnx"
 
     def __init__(self, bundle: Path, device: str | None = None, *, threads: int | None = None) -> None:
         # The session is made from the very bytes that were hash-checked.
         self.card, self.onnx_card, data = load_onnx(bundle)
-        self._session: Any = ort_session(data, device=device, threads=threads)
+        # The graph's own bytes, measured: the sidecar's claim could have been rewritten with it.
+        self.model_hash = run_sha256(self.card, sha256_bytes(data))
+        self._session: Any = _parsed_session(bundle, data, device=device, threads=threads)
         self.device = "cuda" if self._session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
         self._input = self.onnx_card.input_name
+        check_graph(self._session, self.card, self.onnx_card, bundle)
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         scores, cams = self._session.run(None, {self._input: np.ascontiguousarray(batch, np.float32)})

@@ -1,8 +1,9 @@
 """The ONNX form of a bundle: one graph that outputs the bad probability and the raw Grad-CAM.
 
 ``export_bundle`` writes ``model.onnx`` next to the bundle's weights, with a small sidecar card
-``onnx.json`` recording its SHA-256, the hash of the weights it was exported from and the parity
-measured against PyTorch at export time. An export whose outputs differ from PyTorch's is not
+``onnx.json`` recording its SHA-256, the hashes of the weights and of the model card it was
+exported from (so a card edited afterwards is refused on the ONNX path: "export it again") and
+the parity measured against PyTorch at export time. An export whose outputs differ from PyTorch's is not
 written.
 
 Reading (``read_onnx_card``) needs neither torch nor onnx, so a line PC can run the station on
@@ -162,6 +163,7 @@ def export_bundle(bundle: Path, *, opset: int = DEFAULT_OPSET) -> OnnxCard:
         input_name=INPUT_NAME,
         output_names=OUTPUT_NAMES,
         weights_sha256=card.weights_sha256,
+        card_sha256=card.content_sha256,
         opset=opset,
         views=card.views,
         pooling=card.pooling,

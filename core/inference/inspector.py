@@ -45,9 +45,7 @@ class Inspector:
         threads: int | None = None,
     ) -> None:
         self.bundle_path = Path(bundle)
-        self._backend: Backend = make_backend(
-            self.bundle_path, backend, device, threads=threads
-        )
+        self._backend: Backend = make_backend(self.bundle_path, backend, device, threads=threads)
         self.card: ModelCard = self._backend.card
         self.preset = self.card.preset
         self._lock = threading.Lock()
@@ -65,7 +63,14 @@ class Inspector:
 
     @property
     def model_hash(self) -> str:
-        return self.card.weights_sha256
+        """The hash the log records with each decision: it covers what runs, not just the weights.
+
+        With the torch backend, ``ModelCard.content_sha256`` (the card, which holds the weights'
+        hash); with ONNX Runtime, ``run_sha256`` over that and the graph's bytes. An edited card or
+        a swapped graph therefore runs, if at all, under another hash. A run-time threshold is not
+        part of it: each decision records its own threshold.
+        """
+        return self._backend.model_hash
 
     @property
     def threshold(self) -> float:

@@ -2,6 +2,24 @@
 
 Needs neither torch nor onnx, so a line PC can run the station on ONNX Runtime alone. Writing the
 export is ``core.inference.export``; running it is ``core.inference.backends.OnnxBackend``.
+
+What is checked before a graph runs, each mismatch refused with a ``BundleError``:
+
+- the bundle itself (``core.model.bundle.read_card``: the card validated, the weights' format
+  and hash);
+- the sidecar's claims against the card: the weights it was exported from, the views and the
+  pooling baked into the graph, and (exports from format 2 on) the card hash it was exported
+  from, so a card edited after the export ("export it again") is refused here too;
+- the graph's bytes against the sidecar's SHA-256, and (in the backend, once ONNX Runtime has
+  parsed them) the graph's input and outputs against the card's input size and channels.
+
+The sidecar is not itself trusted: whoever can swap ``model.onnx`` can rewrite ``onnx.json`` to
+match. So the hash recorded with each decision on this path (``run_sha256``) covers the graph
+that actually runs as well as the card (``ModelCard.content_sha256``, which covers the weights):
+a swapped graph runs, if at all, under a model hash of its own, never under the bundle's.
+
+Exports written before the card hash was recorded (format 1, no ``card_sha256``) still load: every
+other check holds for them, and an edited card still changes the recorded hash.
 """
 
 from __future__ import annotations
@@ -12,14 +30,16 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.common.fileio import sha256_bytes
-from core.model.bundle import BundleError, ModelCard, bundle_dir, read_card
+from core.model.bundle import CARD_FILE, BundleError, ModelCard, bundle_dir, read_card
 
 ONNX_FILE = "model.onnx"
 ONNX_CARD_FILE = "onnx.json"
 INPUT_NAME = "input"
 OUTPUT_NAMES = ("score", "cam")
 DEFAULT_OPSET = 17
-ONNX_FORMAT_VERSION = 1
+ONNX_FORMAT_VERSION = 2  # 2: the sidecar records the card hash it was exported from
+# Tagged like the card hash, so a run hash never equals a card or file hash.
+RUN_HASH_TAG = b"inspector onnx run v1\n"
 
 
 class OnnxCard(BaseModel):
@@ -27,9 +47,16 @@ class OnnxCard(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="ONNX export card")
 
-    format_version: int = Field(ONNX_FORMAT_VERSION, description="Version of this card's schema.")
-    onnx_sha256: str = Field(description="SHA-256 of model.onnx.")
+    format_version: int = Field(
+        ONNX_FORMAT_VERSION, ge=1, le=ONNX_FORMAT_VERSION, description="Version of this card's schema."
+    )
+    onnx_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of model.onnx.")
     weights_sha256: str = Field(description="SHA-256 of the safetensors weights it was exported from.")
+    card_sha256: str | None = Field(
+        None,
+        description="Model hash (ModelCard.content_sha256) of the card it was exported from; "
+        "None in exports of format 1.",
+    )
     opset: int = Field(description="ONNX opset of the graph.")
     views: int = Field(1, description="Views of each part averaged inside the graph (the model card's).")
     pooling: Literal["avg", "max"] = Field(
@@ -43,6 +70,16 @@ class OnnxCard(BaseModel):
     )
     exported_at: str = Field(description="UTC time of the export, ISO 8601.")
     exporter: str = Field(description="The tool that wrote the graph, with its version.")
+
+
+def run_sha256(card: ModelCard, onnx_sha256: str) -> str:
+    """The model hash of a bundle run through its ONNX graph: the card's hash and the graph's.
+
+    Args:
+        card: The bundle's checked card.
+        onnx_sha256: SHA-256 of the graph bytes that run (measured, not the sidecar's claim).
+    """
+    return sha256_bytes(RUN_HASH_TAG + f"{card.content_sha256}\n{onnx_sha256}".encode("ascii"))
 
 
 def onnx_path(bundle: Path) -> Path:
@@ -72,7 +109,7 @@ def load_onnx(bundle: Path) -> tuple[ModelCard, OnnxCard, bytes]:
 
     Raises:
         BundleError: No export, an unreadable sidecar, a ``model.onnx`` whose hash does not match,
-            or an export made from other weights than the bundle's (stale export).
+            or an export made from other weights or another card than the bundle's (stale export).
     """
     folder = bundle_dir(bundle)
     card = read_card(folder)
@@ -100,6 +137,15 @@ def load_onnx(bundle: Path) -> tuple[ModelCard, OnnxCard, bytes]:
         raise BundleError(
             f"{model_path} pools its features by {onnx_card.pooling} but the model card asks for "
             f"{card.pooling} pooling; export it again. Refusing to load it."
+        )
+    if onnx_card.format_version >= 2 and onnx_card.card_sha256 is None:
+        raise BundleError(f"{sidecar}: unreadable ONNX card: card_sha256 is missing; export it again")
+    # After views and pooling, whose own messages say more than "another card".
+    if onnx_card.card_sha256 is not None and onnx_card.card_sha256 != card.content_sha256:
+        raise BundleError(
+            f"{model_path} was exported from another model card ({onnx_card.card_sha256[:12]}…) than "
+            f"{folder / CARD_FILE} ({card.content_sha256[:12]}…): the card was edited after the export; "
+            "export it again. Refusing to load it."
         )
     data = model_path.read_bytes()
     actual = sha256_bytes(data)

@@ -70,7 +70,9 @@ def test_onnx_inspector_matches_torch_and_pytorch_grad_cam(exported: Path, pair_
         batch = onnx.inspect_batch(images)
         single = [onnx.inspect(img) for img in images]
         reference = eager.inspect_batch(images)
-        assert onnx.model_hash == eager.model_hash
+        # Each records what runs: the card (with the weights' hash), and on ONNX the graph too.
+        assert onnx.model_hash != eager.model_hash
+        assert eager.model_hash == read_onnx_card(exported)[0].content_sha256
     for a, b, c in zip(batch, single, reference, strict=True):
         assert a.heatmap.dtype == np.uint8 and a.heatmap.shape == (64, 64)
         assert abs(a.score - c.score) < 1e-5 and abs(b.score - c.score) < 1e-5
@@ -210,7 +212,9 @@ def test_onnx_station_runs_without_torch(exported: Path, pair_data: Path, tmp_pa
     and one JSON line, scored as PyTorch scores it, with the model hash and threshold in force."""
     import os
 
+    from core.common.fileio import sha256_file
     from core.inference.inspector import Inspector
+    from core.inference.onnx_bundle import run_sha256
     from core.model.bundle import read_card
     from core.storage import VisualLog
 
@@ -253,7 +257,7 @@ def test_onnx_station_runs_without_torch(exported: Path, pair_data: Path, tmp_pa
             )
             assert verdict == lines[path.name]["verdict"] == expected.verdict.value
             assert threshold == lines[path.name]["threshold"] == card.threshold
-            assert model_hash == card.weights_sha256
+            assert model_hash == run_sha256(card, sha256_file(exported / ONNX_FILE))  # the graph that ran
 
 
 def test_onnx_predict_runs_without_torch(exported: Path, pair_data: Path, tmp_path: Path) -> None:
