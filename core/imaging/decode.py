@@ -1,180 +1,72 @@
 """The one decode path for every image: files, the hot folder, training data and cameras.
 
 Whatever arrives becomes a uint8 grayscale H x W array or a ``DecodeError`` whose message is the
-reason logged for a not-inspected part. Checks happen before decoding where they can (empty or
-oversized files, unknown formats, decompression bombs from the header, truncated files) and after
-it where OpenCV is lenient (a truncated JPEG decodes to a partly grey image without complaint, so
-its end-of-image marker is checked before decoding).
+reason logged for a not-inspected part. A damaged picture is not a picture of the part: it never
+reaches the model. Checks happen before decoding where they can (:mod:`core.imaging.headers`:
+empty or oversized files, unknown formats, decompression bombs and memory hogs from the header,
+files cut short) and around it where OpenCV is lenient: a truncated JPEG or PNG decodes to a
+partly grey image without complaint (so end markers and TIFF strips are checked first), and a
+JPEG with damaged data only makes libjpeg print a warning (so libjpeg-turbo checks it strictly).
 
 Conversions, the same for every source so training, evaluation and the line see the same pixels:
 
 - 16-bit samples keep their top 8 bits (``value >> 8``).
+- Floating-point samples (32/64-bit TIFF) in [0, 1] are scaled to 0..255 and rounded; other
+  ranges, NaN and infinity are refused with the range in the message.
 - Colour (and palette) images are converted with OpenCV's BGR-to-gray weights.
 - Transparent pixels are composited on black, the station's background.
-- The EXIF orientation of JPEGs (and of PNGs with an ``eXIf`` chunk) is applied.
+- The EXIF orientation of JPEGs (and of PNGs with an ``eXIf`` chunk, float TIFFs' Orientation
+  tag) is applied.
 - Camera frames go through :func:`frame_to_gray`, which is the same conversion.
+
+Memory: the decoded samples must fit ``max_decode_bytes`` (from the header, before decoding) and
+conversions run in bands of rows, so the peak is that buffer plus the result plus a few MiB.
 """
 
 from __future__ import annotations
 
 import os
-import struct
 from pathlib import Path
 
 import cv2
 import numpy as np
+import simplejpeg  # type: ignore[import-untyped]  # ships _jpeg.pyi but no py.typed marker
+
+from core.imaging.headers import (
+    DecodeError,
+    Header,
+    TruncatedError,
+    check_complete,
+    read_header,
+    sniff_format,
+)
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "MAX_DECODE_BYTES",
+    "MAX_FILE_BYTES",
+    "MAX_PIXELS",
+    "DecodeError",
+    "TruncatedError",
+    "decode_image",
+    "frame_to_gray",
+    "read_file",
+    "read_image",
+    "sniff_format",
+]
 
 MAX_PIXELS = 50_000_000  # refuse anything larger before decoding it (decompression bombs)
 MAX_FILE_BYTES = 256 * 2**20  # refuse larger files before reading them into memory
+# Refuse images whose decoded samples (width x height x channels x bytes per sample, from the
+# header) would take more than this. With the row-band conversions below, decode_image adds at
+# most this + width x height (the result) + ~32 MiB of bands to the memory its input holds:
+# under 464 MiB. It admits every 8-bit image up to MAX_PIXELS and a 7000 x 7000 16-bit RGBA PNG.
+MAX_DECODE_BYTES = 384 * 2**20
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic); not DHT/DAC/JPG.
-_JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
-
-
-class DecodeError(ValueError):
-    """An input that cannot be inspected; the message is the reason shown and logged."""
-
-
-class TruncatedError(DecodeError):
-    """The file ends early: a broken file, or one still being written (a hot folder waits once)."""
-
-
-def sniff_format(data: bytes) -> str:
-    """The format from the file's signature (never from its name): png, jpeg, bmp or tiff."""
-    if data.startswith(_PNG_SIGNATURE):
-        return "png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data.startswith(b"BM"):
-        return "bmp"
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return "tiff"
-    if data.startswith(b"%PDF"):
-        raise DecodeError("not an image (a PDF document)")
-    raise DecodeError("not an image (unknown file signature)")
-
-
-# ------------------------------------------------------------------------------------ headers
-
-
-class _Header:
-    """What the header says, read without decoding any pixel."""
-
-    __slots__ = ("width", "height", "alpha", "orientation")
-
-    def __init__(self, width: int, height: int, *, alpha: bool = False, orientation: int = 1) -> None:
-        self.width = width
-        self.height = height
-        self.alpha = alpha  # PNG with an alpha channel or a transparency chunk
-        self.orientation = orientation  # EXIF orientation 1..8 (PNG eXIf only; OpenCV does JPEG's)
-
-
-def _png_header(data: bytes) -> _Header:
-    if len(data) < 33 or data[12:16] != b"IHDR":
-        raise TruncatedError("truncated PNG (no header)")
-    width, height, _depth, colour_type = struct.unpack(">IIBB", data[16:26])
-    alpha = colour_type in (4, 6)
-    orientation = 1
-    # Walk the chunks before the image data for transparency and orientation.
-    pos = 8
-    while pos + 8 <= len(data):
-        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
-        if kind == b"IDAT":
-            break
-        body = data[pos + 8 : pos + 8 + length]
-        if kind == b"tRNS":
-            alpha = True
-        elif kind == b"eXIf":
-            orientation = _tiff_orientation(body)
-        pos += 12 + length
-    return _Header(width, height, alpha=alpha, orientation=orientation)
-
-
-def _jpeg_header(data: bytes) -> _Header:
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            i += 1
-            continue
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
-            i += 2
-            continue
-        length = struct.unpack(">H", data[i + 2 : i + 4])[0]
-        if marker in _JPEG_SOF:
-            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
-            return _Header(width, height)
-        i += 2 + length
-    raise TruncatedError("truncated JPEG (no frame header)")
-
-
-def _bmp_header(data: bytes) -> _Header:
-    if len(data) < 26:
-        raise TruncatedError("truncated BMP (no header)")
-    declared_size, info_size = struct.unpack("<I8xI", data[2:18])
-    if info_size == 12:  # OS/2 BITMAPCOREHEADER
-        width, height = struct.unpack("<HH", data[18:22])
-    else:
-        width, height = struct.unpack("<ii", data[18:26])
-    if declared_size and len(data) < declared_size:
-        raise TruncatedError(f"truncated BMP ({len(data)} of {declared_size} bytes)")
-    return _Header(abs(width), abs(height))  # a negative height means rows top-down
-
-
-def _tiff_header(data: bytes) -> _Header:
-    endian = "<" if data[:2] == b"II" else ">"
-    try:
-        (ifd,) = struct.unpack(endian + "I", data[4:8])
-        (count,) = struct.unpack(endian + "H", data[ifd : ifd + 2])
-        size: dict[int, int] = {}
-        for k in range(count):
-            entry = data[ifd + 2 + 12 * k : ifd + 14 + 12 * k]
-            tag, kind = struct.unpack(endian + "HH", entry[:4])
-            if tag in (256, 257):  # ImageWidth, ImageLength: SHORT or LONG
-                fmt = "H" if kind == 3 else "I"
-                size[tag] = struct.unpack(endian + fmt, entry[8 : 8 + struct.calcsize(fmt)])[0]
-    except struct.error as exc:
-        raise TruncatedError("truncated TIFF (no complete header)") from exc
-    if 256 not in size or 257 not in size:
-        raise DecodeError("corrupt TIFF (no image size in the header)")
-    return _Header(size[256], size[257])
-
-
-def _tiff_orientation(exif: bytes) -> int:
-    """The Orientation tag (274) of an EXIF/TIFF block; 1 when absent or unreadable."""
-    if exif.startswith(b"Exif\x00\x00"):
-        exif = exif[6:]
-    if exif[:2] not in (b"II", b"MM"):
-        return 1
-    endian = "<" if exif[:2] == b"II" else ">"
-    try:
-        (ifd,) = struct.unpack(endian + "I", exif[4:8])
-        (count,) = struct.unpack(endian + "H", exif[ifd : ifd + 2])
-        for k in range(count):
-            tag, _kind, _n, value = struct.unpack(endian + "HHIH", exif[ifd + 2 + 12 * k : ifd + 12 + 12 * k])
-            if tag == 274:
-                return value if 1 <= value <= 8 else 1
-    except struct.error:
-        return 1
-    return 1
-
-
-def _header(data: bytes, fmt: str) -> _Header:
-    return {"png": _png_header, "jpeg": _jpeg_header, "bmp": _bmp_header, "tiff": _tiff_header}[fmt](data)
-
-
-def _check_complete(data: bytes, fmt: str) -> None:
-    # Some writers pad files with zeros (pre-allocated buffers); the end marker precedes them.
-    tail = data[-4096:].rstrip(b"\x00")
-    if fmt == "png" and b"IEND" not in tail[-32:]:
-        raise TruncatedError("truncated PNG (no IEND chunk)")
-    if fmt == "jpeg" and b"\xff\xd9" not in tail[-32:]:
-        raise TruncatedError("truncated JPEG (no end-of-image marker)")
+# Conversions work on bands of rows with at most this many float32 values, so their temporaries
+# stay a few MiB however large the image.
+_BAND_VALUES = 2**21
 
 
 # ------------------------------------------------------------------------------------ pixels
@@ -199,27 +91,61 @@ def _apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     return img
 
 
-def _to_gray8(img: np.ndarray) -> np.ndarray:
-    if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        # Floating-point data (32-bit TIFF): its own range stretched to 0..255.
-        values = img.astype(np.float32)
-        low, high = float(values.min()), float(values.max())
-        scale = 255.0 / (high - low) if high > low else 0.0
-        img = ((values - low) * scale).astype(np.uint8)
-    if img.ndim == 2:
+def _to_gray8(img: np.ndarray, *, name: str = "frame") -> np.ndarray:
+    """Any supported sample type and channel layout -> uint8 gray, converted in bands of rows.
+
+    Bands keep the temporaries (shifted 16-bit samples, float alpha products) a few MiB instead
+    of several copies of a large image; every step is per pixel, so the result is the same.
+    """
+    if img.dtype == np.uint8 and img.ndim == 2:
         return img
-    if img.shape[2] == 4:
+    if img.dtype.kind == "f":
+        _check_unit_range(img, name)
+    elif img.dtype not in (np.uint8, np.uint16):
+        raise DecodeError(f"unsupported sample type {img.dtype} in the {name}")
+    height, width = img.shape[:2]
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    rows = max(1, _BAND_VALUES // max(1, width * channels))
+    out = np.empty((height, width), np.uint8)
+    for y in range(0, height, rows):
+        out[y : y + rows] = _band_to_gray8(img[y : y + rows])
+    return out
+
+
+def _check_unit_range(img: np.ndarray, name: str) -> None:
+    """Floating-point samples must lie in [0, 1], which is scaled to 0..255.
+
+    Anything else is refused rather than guessed: a stretch to the image's own min..max (the old
+    rule) shows a dark part as bright and a flat one as black, and clipping would hide the very
+    values that say something is wrong.
+    """
+    # min/max propagate NaN and infinity, and need no temporary the size of the image.
+    low, high = float(np.min(img)), float(np.max(img))
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise DecodeError(f"float {name} with NaN or infinite values")
+    if low < 0.0 or high > 1.0:
+        raise DecodeError(
+            f"float {name} with values in [{low:g}, {high:g}]; only [0, 1] is supported (scaled to 0..255)"
+        )
+
+
+def _band_to_gray8(band: np.ndarray) -> np.ndarray:
+    if band.dtype == np.uint16:
+        band = (band >> 8).astype(np.uint8)
+    elif band.dtype != np.uint8:
+        band = np.rint(band.astype(np.float32) * 255.0).astype(np.uint8)
+    if band.ndim == 2:
+        return band
+    if band.shape[2] == 4:
         # Composite on black, which is the station's background.
-        alpha = img[:, :, 3:4].astype(np.float32) / 255.0
-        img = (img[:, :, :3].astype(np.float32) * alpha).astype(np.uint8)
-    elif img.shape[2] == 2:  # gray + alpha
-        alpha = img[:, :, 1].astype(np.float32) / 255.0
-        return (img[:, :, 0].astype(np.float32) * alpha).astype(np.uint8)
-    if img.shape[2] == 1:
-        return np.ascontiguousarray(img[:, :, 0])
-    return cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        alpha = band[:, :, 3:4].astype(np.float32) / 255.0
+        band = (band[:, :, :3].astype(np.float32) * alpha).astype(np.uint8)
+    elif band.shape[2] == 2:  # gray + alpha
+        alpha2 = band[:, :, 1].astype(np.float32) / 255.0
+        return (band[:, :, 0].astype(np.float32) * alpha2).astype(np.uint8)
+    if band.shape[2] == 1:
+        return band[:, :, 0]
+    return cv2.cvtColor(band, cv2.COLOR_BGR2GRAY)
 
 
 def frame_to_gray(frame: np.ndarray) -> np.ndarray:
@@ -232,56 +158,106 @@ def frame_to_gray(frame: np.ndarray) -> np.ndarray:
         raise DecodeError("empty or malformed camera frame")
     if frame.ndim == 3 and frame.shape[2] not in (1, 2, 3, 4):
         raise DecodeError(f"camera frame with {frame.shape[2]} channels")
-    return _to_gray8(frame)
+    return _to_gray8(frame, name="camera frame")
 
 
-def decode_image(data: bytes, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def _check_jpeg_data(data: bytes) -> None:
+    """Raise ``DecodeError`` when libjpeg finds the entropy-coded data damaged.
+
+    libjpeg reports damaged data (a scan cut short, bits that are no Huffman code, a missing
+    restart marker) as *warnings* and fills the rest of the image with grey; OpenCV prints them
+    on stderr and returns the image. simplejpeg runs libjpeg-turbo with "stop on warning"
+    (``strict=True``) and raises them instead. Capturing OpenCV's stderr would be the other way,
+    but fd 2 is one per process: every thread's output would pass through the capture, and all
+    decodes would have to queue on one lock.
+
+    The check decodes at 1/8 scale: the entropy decoding, which is where damage is found, runs in
+    full at any scale, while the inverse DCT shrinks to one value per block (~0.1 ms for a
+    300 x 300 photograph). The pixels still come from OpenCV, so a valid JPEG decodes exactly as
+    before. Each call makes its own decompressor: no shared state, safe on any thread.
+    """
+    try:
+        colour = simplejpeg.decode_jpeg_header(data)[2]
+        simplejpeg.decode_jpeg(
+            data,
+            colorspace="CMYK" if colour in ("CMYK", "YCCK") else "GRAY",  # libjpeg has no CMYK->gray
+            strict=True,
+            min_height=1,
+            min_width=1,
+            min_factor=8,
+        )
+    except (ValueError, RuntimeError) as exc:
+        message = str(exc)
+        if "unsupported" in message.lower():
+            raise DecodeError(f"unsupported JPEG ({message})") from exc
+        raise DecodeError(f"corrupt JPEG data: {message.removeprefix('Corrupt JPEG data: ')}") from exc
+
+
+def _check_budget(header: Header, max_pixels: int, max_decode_bytes: int) -> None:
+    width, height = header.width, header.height
+    if width == 0 or height == 0:
+        raise DecodeError(f"invalid image size {width} x {height}")
+    if width * height > max_pixels:
+        raise DecodeError(f"refused: {width} x {height} pixels exceeds the limit of {max_pixels:,}")
+    samples = width * height * header.channels * header.bytes_per_sample
+    if samples + header.work_bytes > max_decode_bytes:
+        work = f" + {header.work_bytes:,} bytes of progressive JPEG coefficients" if header.work_bytes else ""
+        raise DecodeError(
+            f"refused: {width} x {height} x {header.channels} channels x {header.bytes_per_sample} bytes"
+            f" = {samples:,} bytes decoded{work} exceeds the decode memory limit of {max_decode_bytes:,} bytes"
+        )
+
+
+def decode_image(
+    data: bytes, *, max_pixels: int = MAX_PIXELS, max_decode_bytes: int = MAX_DECODE_BYTES
+) -> np.ndarray:
     """Encoded bytes -> uint8 grayscale image, or ``DecodeError`` with the reason.
 
     Args:
         data: The whole file.
         max_pixels: Refuse images with more pixels than this, from the header alone.
+        max_decode_bytes: Refuse images whose decoded samples (width x height x channels x bytes
+            per sample, from the header) take more memory than this, before decoding.
 
     Raises:
-        DecodeError: Empty, not an image, truncated, too large or corrupt; the message says which.
+        TruncatedError: The file ends early (no end marker, a TIFF strip past the end): it may
+            still be being written.
+        DecodeError: Empty, not an image, damaged, too large or unsupported; the message says which.
     """
     if not data:
         raise DecodeError("empty file (0 bytes)")
     if len(data) > MAX_FILE_BYTES:
         raise DecodeError(f"refused: {len(data):,} bytes exceeds the file size limit of {MAX_FILE_BYTES:,}")
     fmt = sniff_format(data)
-    header = _header(data, fmt)
-    if header.width == 0 or header.height == 0:
-        raise DecodeError(f"invalid image size {header.width} x {header.height}")
-    if header.width * header.height > max_pixels:
-        raise DecodeError(
-            f"refused: {header.width} x {header.height} pixels exceeds the limit of {max_pixels:,}"
-        )
-    _check_complete(data, fmt)
+    header = read_header(data, fmt)
+    _check_budget(header, max_pixels, max_decode_bytes)
+    check_complete(data, fmt)
+    if fmt == "jpeg":
+        _check_jpeg_data(data)
     buf = np.frombuffer(data, dtype=np.uint8)
+    unchanged = header.alpha or header.floating
     try:
-        if header.alpha:
-            # Only IMREAD_UNCHANGED keeps the alpha channel; it skips the EXIF orientation, which
-            # is applied here instead.
-            img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-            if img is not None:
-                img = _apply_orientation(img, header.orientation)
-        else:
-            # IMREAD_ANYDEPTH keeps 16-bit data; IMREAD_COLOR applies the EXIF orientation and
-            # expands palettes.
-            img = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+        # Only IMREAD_UNCHANGED keeps an alpha channel, and only it reads a 1-channel float TIFF;
+        # it skips the orientation, which is applied after the conversion to gray instead. The
+        # other flags keep 16-bit data, expand palettes and apply the EXIF orientation.
+        flags = cv2.IMREAD_UNCHANGED if unchanged else cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
+        img = cv2.imdecode(buf, flags)
     except cv2.error as exc:
         raise DecodeError(f"corrupt {fmt.upper()} (the decoder failed: {exc.err})") from exc
     if img is None or img.size == 0:
         raise DecodeError(f"corrupt {fmt.upper()} (the decoder could not read it)")
     if img.shape[0] * img.shape[1] > max_pixels:
         raise DecodeError(f"refused: {img.shape[1]} x {img.shape[0]} pixels exceeds the limit")
-    return _to_gray8(img)
+    gray = _to_gray8(img, name=fmt.upper())
+    del img  # the decoded samples are the largest buffer: free them before turning the result
+    return _apply_orientation(gray, header.orientation) if unchanged else gray
 
 
-def read_image(path: Path, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def read_image(
+    path: Path, *, max_pixels: int = MAX_PIXELS, max_decode_bytes: int = MAX_DECODE_BYTES
+) -> np.ndarray:
     """Read and decode a file; I/O failures become ``DecodeError`` too."""
-    return decode_image(read_file(path), max_pixels=max_pixels)
+    return decode_image(read_file(path), max_pixels=max_pixels, max_decode_bytes=max_decode_bytes)
 
 
 def read_file(path: Path, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
