@@ -45,7 +45,10 @@ class SourceStatus:
     """How a source is doing, for the operator's status line and the line's outputs.
 
     ``message`` is stable for as long as the state lasts (the station reports a change, not every
-    poll). Counters are totals since the source was opened.
+    poll). ``warning`` is a problem the operator must see while the source still delivers (a run
+    of duplicate files, files that cannot be moved out of the inbox): the station raises an
+    alarm while it is set and clears it when it is empty again; it too stays the same text while
+    the problem lasts. Counters are totals since the source was opened.
     """
 
     online: bool
@@ -57,10 +60,12 @@ class SourceStatus:
     reconnects: int = 0
     backlog: int = 0  # parts or files waiting at the source
     finished: bool = False  # a source with an end (a video file) has no more parts
+    warning: str = ""  # an alarm for the operator while the source still works; "" when none
 
     @property
     def state(self) -> tuple[bool, str]:
-        """What changes when the operator should be told."""
+        """What changes when the operator should be told of the source's state (the warning is
+        told apart, as an alarm)."""
         return self.online, self.message
 
 

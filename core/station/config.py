@@ -34,6 +34,8 @@ _HOT_FOLDER_OPTIONS = frozenset(
         "max_bytes",
         "processed_dir",
         "rejected_dir",
+        "rejected_watch_s",
+        "duplicate_alarm_after",
     }
 )
 _LIVE_OPTIONS = frozenset(
@@ -56,26 +58,50 @@ class SourceOptions(BaseModel):
     # hot folder
     settle_s: float | None = Field(
         None, ge=0, title="Settle time (s)",
-        description="Hot folder: a file is taken once its size and time stamp were stable this long.",
+        description=(
+            "Hot folder: a file is taken once its size and time stamp were stable this long "
+            "(default 0.5; a file renamed into the inbox is taken at once)."
+        ),
     )  # fmt: skip
     scan_interval_s: float | None = Field(
         None, gt=0, title="Rescan interval (s)",
-        description="Hot folder: the inbox is listed this often (watch events are only hints).",
+        description="Hot folder: the inbox is listed this often (default 0.25; watch events are only hints).",
     )  # fmt: skip
     watch: bool | None = Field(
         None, title="Watch events",
         description="Hot folder: use file-system events besides the rescan (default: not on network shares).",
     )  # fmt: skip
     prefetch: int | None = Field(
-        None, ge=1, title="Read-ahead", description="Hot folder: files read and decoded ahead of the station."
+        None,
+        ge=1,
+        title="Read-ahead",
+        description="Hot folder: files read and decoded ahead of the station (default 4).",
     )
     truncated_grace_s: float | None = Field(
         None, ge=0, title="Truncated-file grace (s)",
-        description="Hot folder: a file that looks cut short is given this long to be completed.",
+        description=(
+            "Hot folder: a file that decodes as cut short (or is empty) is given this long to be "
+            "completed before it is rejected, again after every change (default 5; longer than "
+            "the longest pause of the camera's writer)."
+        ),
     )  # fmt: skip
     max_bytes: int | None = Field(
         None, ge=1, title="Largest file (bytes)", description="Hot folder: larger files are rejected unread."
     )
+    rejected_watch_s: float | None = Field(
+        None, ge=0, title="Watch rejected files (s)",
+        description=(
+            "Hot folder: a file rejected as unreadable is watched this long; when it grows (its "
+            "writer had only paused) it comes back to the inbox and is inspected (default 600; 0: off)."
+        ),
+    )  # fmt: skip
+    duplicate_alarm_after: int | None = Field(
+        None, ge=0, title="Duplicates before an alarm",
+        description=(
+            "Hot folder: this many files in a row with the bytes of a part already inspected "
+            "raise an alarm, e.g. a camera resending a frozen frame (default 3; 0: never)."
+        ),
+    )  # fmt: skip
     processed_dir: Path | None = Field(
         None,
         title="Processed folder",

@@ -36,6 +36,7 @@ class AlarmKind(enum.StrEnum):
     """What an alarm is about; at most one alarm of each kind is raised at a time."""
 
     SOURCE = "source"  # the source is offline (camera unplugged, inbox gone)
+    SOURCE_WARNING = "source_warning"  # the source works but warns (duplicates, stuck files)
     STORAGE = "storage"  # rows cannot be stored (disk full, database locked): parts wait
     STATION = "station"  # the runtime could not be built or failed: it is being rebuilt
 

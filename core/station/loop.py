@@ -14,7 +14,10 @@ What the loop does about failures:
 - any other error, from the factory or a step: ``AlarmRaised(STATION)``, the runtime is closed
   and built again after a back-off; a successful build clears the alarm;
 - the source going offline (its status): ``SourceStatusChanged`` and ``AlarmRaised(SOURCE)``;
-  back online: ``SourceStatusChanged`` and ``AlarmCleared(SOURCE)``.
+  back online: ``SourceStatusChanged`` and ``AlarmCleared(SOURCE)``;
+- the source warning while it works (``SourceStatus.warning``: a run of duplicate files, files
+  that cannot leave the inbox): ``AlarmRaised(SOURCE_WARNING)`` with the warning, raised again
+  when its text changes; ``AlarmCleared(SOURCE_WARNING)`` once the source has no warning.
 
 Back-off starts at ``backoff_first_s`` and doubles up to ``backoff_max_s``; a committed part
 resets it. ``stop`` (thread-safe) is seen within ``step_timeout_s`` or 0.2 s, back-off included;
@@ -133,6 +136,7 @@ class StationLoop:
         self._runtime: LoopRuntime | None = None
         self._alarms: set[AlarmKind] = set()
         self._last_status: SourceStatus | None = None
+        self._warning = ""  # the source's warning raised as an alarm, "" when none
         self._done_before = 0  # parts committed by runtimes already closed
         self._backoff_s: float | None = None
 
@@ -235,7 +239,10 @@ class StationLoop:
         except Exception:
             log.exception("reading the source's status failed")
             return
-        if status is None or (self._last_status is not None and status.state == self._last_status.state):
+        if status is None:
+            return
+        self._warn(status.warning)
+        if self._last_status is not None and status.state == self._last_status.state:
             return
         self._last_status = status
         self._emit(SourceStatusChanged(status=status))
@@ -244,6 +251,15 @@ class StationLoop:
         elif not status.finished:
             self._alarms.add(AlarmKind.SOURCE)
             self._emit(AlarmRaised(kind=AlarmKind.SOURCE, message=f"source OFFLINE: {status.message}"))
+
+    def _warn(self, warning: str) -> None:
+        """Raise, re-raise with a new text, or clear the source's warning alarm."""
+        if warning and warning != self._warning:
+            self._alarms.add(AlarmKind.SOURCE_WARNING)
+            self._emit(AlarmRaised(kind=AlarmKind.SOURCE_WARNING, message=f"source warning: {warning}"))
+        elif not warning:
+            self._clear(AlarmKind.SOURCE_WARNING)
+        self._warning = warning
 
     def _raise_with_backoff(self, kind: AlarmKind, message: str, retry: str = "retrying") -> None:
         s = self.settings

@@ -152,14 +152,21 @@ def test_same_file_announced_three_times_is_one_part(inbox: Path) -> None:
             os.utime(path)
             time.sleep(0.05)
         first = _take_all(source, log, 1)
-        # The same bytes delivered again (same name, then another name): decided already.
-        for name in ("part.png", "part-copy.png", "part-copy-2.png"):
-            (inbox / name).write_bytes(data)
+        # The same file again (a crash before its move): decided already, moved without a row.
+        (inbox / "part.png").write_bytes(data)
         again = _take_all(source, log, 0, extra_s=0.8)
+        # The same bytes under other names: a row each, not inspected, naming the first part.
+        for name in ("part-copy.png", "part-copy-2.png"):
+            (inbox / name).write_bytes(data)
+        copies = _take_all(source, log, 2)
     assert len(first) == 1 and again == []
+    reason = f"duplicate of {first[0].part_id} (part.png)"
+    assert sorted(Path(p.source_ref).name for p in copies) == ["part-copy-2.png", "part-copy.png"]
+    assert [(p.error, p.image) for p in copies] == [(reason, None), (reason, None)]
     assert source.duplicates == 3
-    processed = sorted(p.name for p in (inbox / "processed").iterdir())
-    assert len(processed) == 4 and "part.png" in processed  # the others renamed, never overwritten
+    assert sorted(p.name for p in (inbox / "processed").iterdir())[-1] == "part.png"
+    assert len(list((inbox / "processed").iterdir())) == 2  # the second renamed, never overwritten
+    assert sorted(p.name for p in (inbox / "rejected").iterdir()) == ["part-copy-2.png", "part-copy.png"]
     assert [p.name for p in inbox.iterdir() if p.is_file()] == []
 
 
@@ -187,8 +194,12 @@ def test_same_bytes_while_the_first_is_in_flight_wait_for_its_decision(inbox: Pa
         assert first is not None
         assert source.next_part(0.6) is None  # b.png waits: its twin is not decided yet
         log.decide(source, first)
-        assert source.next_part(0.6) is None  # now decided: b.png is a duplicate
-    assert source.duplicates == 1 and len(list((inbox / "processed").iterdir())) == 2
+        second = source.next_part(0.6)  # now decided: b.png is a duplicate of it
+        assert second is not None
+        log.decide(source, second)
+    assert second.error == f"duplicate of {first.part_id} ({Path(first.source_ref).name})"
+    assert source.duplicates == 1
+    assert len(list((inbox / "processed").iterdir())) == 1 and len(list((inbox / "rejected").iterdir())) == 1
 
 
 def test_polling_only_finds_every_file(inbox: Path) -> None:
