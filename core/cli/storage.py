@@ -33,6 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--media", action="store_true", help="also re-hash every image and heatmap against the chain"
     )
+    p.add_argument(
+        "--against",
+        metavar="FILE_OR_HEAD",
+        action="append",
+        default=[],
+        help="a head written down earlier: a shift summary CSV, a backup's .heads file, or [STATION:]SEQ:HASH;"
+        " its record must still be in the chain with that hash (repeatable)",
+    )
     p.set_defaults(handler=_cmd_verify_log)
 
     p = sub.add_parser("report", help="write a shift's CSV report (one line per part) and its summary")
@@ -163,7 +171,32 @@ def _cmd_verify_log(args: argparse.Namespace) -> int:
                 print(f"{name}: BROKEN at record {result.broken_at}: {result.problem}")
             if args.media:
                 broken += not _report_media(log, name)
+        broken += not _check_anchors(log, args.against, names)
     return 1 if broken else 0
+
+
+def _check_anchors(log: VisualLog, values: list[str], names: list[str]) -> bool:
+    """Check the log against each anchor given; True when every one holds."""
+    from core.storage.anchors import read_anchors
+
+    holds = True
+    for value in values:
+        with user_errors(ValueError, OSError):  # a file or head the user typed
+            anchors = read_anchors(value)
+        for anchor in anchors:
+            station = anchor.station
+            if station is None:
+                if len(names) != 1:
+                    raise UserError(f"{value}: name the station, e.g. STATION:SEQ:HASH ({', '.join(names)})")
+                station = names[0]
+            with user_errors(KeyError):
+                problem = log.check_anchor(anchor.head, station=station)
+            if problem is None:
+                print(f"{station}: holds the anchor {anchor.head}")
+            else:
+                holds = False
+                print(f"{station}: ANCHOR BROKEN: {problem}")
+    return holds
 
 
 def _report_media(log: VisualLog, name: str) -> bool:
@@ -220,6 +253,10 @@ def _cmd_backup(args: argparse.Namespace) -> int:
         media_root = log.media_root if args.media else None
     result = backup(url, args.destination, media_root=media_root)
     print(f"database: {result.database}")
+    for station, head in sorted(result.heads.items()):
+        print(
+            f"chain head {station}: {head}  (in {result.heads_file}; check later with verify-log --against)"
+        )
     if args.media:
         print(
             f"media: {result.media_files} new files ({result.media_bytes / 1e6:.1f} MB) in {args.destination / 'media'}"

@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
+
+from core.storage.records import ChainHead
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -22,6 +24,10 @@ class BackupResult:
     database: Path  # the copy of the database file
     media_files: int  # media files copied this time (files already in the backup are skipped)
     media_bytes: int
+    # The chain head of every station in the copy, also written to ``heads_file``: an anchor
+    # that ``verify-log --against`` checks the live log against later.
+    heads: dict[str, ChainHead] = field(default_factory=dict)
+    heads_file: Path | None = None
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -95,6 +101,14 @@ def backup(
         raise FileNotFoundError(f"no visual log at {source}")
     stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     database = backup_sqlite_file(source, destination_dir / f"{source.stem}-{stamp}{source.suffix}")
+    heads = _heads_of(database)
+    heads_file = database.with_name(database.name + ".heads")
+    partial_heads = heads_file.with_name(heads_file.name + ".part")
+    with open(partial_heads, "w", encoding="utf-8") as fh:
+        fh.write(format_heads(heads))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(partial_heads, heads_file)
     files = copied_bytes = 0
     if media_root is not None and media_root.is_dir():
         target_root = destination_dir / "media"
@@ -110,7 +124,24 @@ def backup(
             shutil.copyfile(path, partial)
             os.replace(partial, target)
             files, copied_bytes = files + 1, copied_bytes + size
-    return BackupResult(database=database, media_files=files, media_bytes=copied_bytes)
+    return BackupResult(
+        database=database, media_files=files, media_bytes=copied_bytes, heads=heads, heads_file=heads_file
+    )
+
+
+def format_heads(heads: dict[str, ChainHead]) -> str:
+    """The text of a ``*.heads`` file: one ``station<TAB>seq:hash`` line per station."""
+    return "".join(f"{name}\t{head}\n" for name, head in sorted(heads.items()))
+
+
+def _heads_of(database: Path) -> dict[str, ChainHead]:
+    """The chain heads recorded in a (backup) database file, by station."""
+    connection = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        rows = connection.execute("SELECT name, head_seq, head_hash FROM stations").fetchall()
+    finally:
+        connection.close()
+    return {name: ChainHead(seq=int(seq), hash=str(head_hash)) for name, seq, head_hash in rows}
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -23,6 +23,7 @@ from typing import Any, Self
 import numpy as np
 from sqlalchemy import Engine
 
+import core.storage.anchors as anchors
 import core.storage.heads as heads
 import core.storage.media_check as media_check
 import core.storage.model_versions as model_versions
@@ -394,6 +395,15 @@ class VisualLog:
             KeyError: No station of that name.
         """
         return heads.verify(self._open(), station, until_seq)
+
+    def check_anchor(self, head: ChainHead, *, station: str | None = None) -> str | None:
+        """Why a station's chain (this log's by default) no longer holds a head written down
+        earlier (a shift report's, a backup's), or None when it does (see ``core.storage.anchors``).
+
+        Raises:
+            KeyError: No station of that name.
+        """
+        return anchors.check_anchor(self._open(), station or self.station, head)
 
     def verify_media(self, *, station: str | None = None) -> MediaVerification:
         """Re-hash a station's media files against the hashes in its chain (see ``media_check``).

@@ -19,7 +19,7 @@ from storage_helpers import MODEL_HASH, FakeClock, make_inspection, make_part, r
 from core.cli import main
 from core.common.fileio import sha256_bytes
 from core.common.types import Decision, Verdict
-from core.storage import VisualLog
+from core.storage import ChainHead, VisualLog
 from core.storage.chain import decision_hash
 from core.storage.retention import RetentionPolicy
 
@@ -293,3 +293,137 @@ def test_files_of_pruned_decisions_are_gone_legitimately(
     assert log.verify().ok
     media = log.verify_media()
     assert media.ok and media.files == 2 and media.unhashed == 0
+
+
+# ------------------------------------------------------------------ 3. an anchored head
+
+
+def _newest_removed_and_head_reset(log: VisualLog, decisions: list[Decision], keep: int) -> None:
+    """Delete every decision after the first ``keep`` and set the head back: the chain verifies."""
+    gone = [d.part_id for d in decisions[keep:]]
+    station_id, seq, row_hash, _ = _row(log, decisions[keep - 1].part_id)
+    for part_id in gone:
+        tamper(log, "decisions", "DELETE FROM decisions WHERE part_id = :p", p=part_id)
+    tamper(
+        log,
+        "stations",
+        "UPDATE stations SET head_seq = :q, head_hash = :h WHERE id = :s",
+        q=seq,
+        h=row_hash,
+        s=station_id,
+    )
+
+
+def _rehash_from(log: VisualLog, decisions: list[Decision], start: int) -> None:
+    """Recompute every decision's hash from ``start`` on, and the head, as a careful forger would."""
+    with log.engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT part_id, station_id, seq, row_hash, verdict, score, media_bytes, hash_version, image_sha256,"
+                " heatmap_sha256 FROM decisions ORDER BY seq"
+            )
+        ).all()
+    by_id = {d.part_id: d for d in decisions}
+    previous = rows[start - 1].row_hash
+    for row in rows[start:]:
+        d = by_id[row.part_id]
+        previous = decision_hash(
+            previous,
+            station=d.station,
+            seq=row.seq,
+            part_id=d.part_id,
+            created_at=d.created_at,
+            source_ref=d.source_ref,
+            content_hash=d.content_hash,
+            verdict=row.verdict,
+            score=row.score,
+            threshold=d.threshold,
+            reason=d.reason,
+            latency_ms=d.latency_ms,
+            model_hash=d.model_hash,
+            image_path=d.image_path,
+            heatmap_path=d.heatmap_path,
+            media_bytes=row.media_bytes,
+            hash_version=row.hash_version,
+            image_sha256=row.image_sha256,
+            heatmap_sha256=row.heatmap_sha256,
+        )
+        tamper(
+            log, "decisions", "UPDATE decisions SET row_hash = :h WHERE part_id = :p", h=previous, p=d.part_id
+        )
+    tamper(
+        log, "stations", "UPDATE stations SET head_hash = :h WHERE id = :s", h=previous, s=rows[0].station_id
+    )
+
+
+def test_dropping_the_newest_rows_is_caught_against_a_shift_report_and_a_typed_head(
+    db_url: str, open_log: Callable[..., VisualLog], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from core.reports import ShiftPlan, write_shift_report
+
+    log = open_log(db_url, station="line-1")
+    decisions = [
+        log.record(make_part(), make_inspection(score=0.95 if i == 4 else 0.1), model_hash=MODEL_HASH)
+        for i in range(5)
+    ]
+    plan = ShiftPlan.parse("06:00=early,14:00=late,22:00=night", "UTC")
+    report = write_shift_report(log, plan.resolve("2025-03-14/early", log.now()), tmp_path / "reports")
+    assert report.summary["chain_head_seq"] == "5"
+    typed = f"line-1:{log.chain_head()}"
+
+    _newest_removed_and_head_reset(log, decisions, keep=3)
+    assert log.verify().ok  # the chain alone cannot tell
+    db = ["verify-log", "--db", db_url]
+    for anchor in (str(report.summary_csv), typed, str(log.chain_head()).replace("3:", "5:", 1)):
+        capsys.readouterr()
+        code = main([*db, "--against", anchor])
+        out = capsys.readouterr().out
+        if anchor.startswith("5:"):  # a wrong hash typed for record 5 fails too (record 5 is gone)
+            assert code == 1 and "rows were removed or rewritten after the anchor" in out
+            continue
+        assert code == 1, out
+        assert "ANCHOR BROKEN: rows were removed or rewritten after the anchor 5:" in out
+    assert main([*db, "--against", "line-1:3:nothex"]) == 2
+
+
+def test_an_edit_with_every_later_hash_recomputed_is_caught_against_a_backup(
+    sqlite_url: str, open_log: Callable[..., VisualLog], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = open_log(sqlite_url, station="line-1")
+    decisions = [
+        log.record(make_part(), make_inspection(score=0.95 if i == 1 else 0.1), model_hash=MODEL_HASH)
+        for i in range(4)
+    ]
+    assert main(["backup", str(tmp_path / "backups"), "--db", sqlite_url]) == 0
+    out = capsys.readouterr().out
+    assert f"chain head line-1: {log.chain_head()}" in out
+    [heads_file] = (tmp_path / "backups").glob("*.heads")
+    assert heads_file.read_text() == f"line-1\t{log.chain_head()}\n"
+    assert main(["verify-log", "--db", sqlite_url, "--against", str(heads_file)]) == 0
+
+    # The bad part becomes good; its hash and every later one are recomputed, and the head.
+    tamper(
+        log,
+        "decisions",
+        "UPDATE decisions SET verdict = 'good', score = 0.2 WHERE part_id = :p",
+        p=decisions[1].part_id,
+    )
+    _rehash_from(log, decisions, start=1)
+    assert log.verify().ok  # the chain alone cannot tell
+    capsys.readouterr()
+    assert main(["verify-log", "--db", sqlite_url, "--against", str(heads_file)]) == 1
+    assert (
+        "line-1: ANCHOR BROKEN: rows were removed or rewritten after the anchor 4:" in capsys.readouterr().out
+    )
+
+
+def test_an_anchor_still_holds_after_genuine_retention(
+    db_url: str, open_log: Callable[..., VisualLog]
+) -> None:
+    log = open_log(db_url)  # 2025: old enough
+    decisions = [log.record(make_part(), make_inspection(score=0.1), model_hash=MODEL_HASH) for _ in range(3)]
+    anchors = [ChainHead(seq=i + 1, hash=_row(log, d.part_id).row_hash) for i, d in enumerate(decisions)]
+    log.record(make_part(), make_inspection(score=0.1), model_hash=MODEL_HASH)
+    log.prune(RetentionPolicy(good_days=1), now=decisions[2].created_at + timedelta(days=1, seconds=1))
+    assert log.get(decisions[2].part_id) is None and log.verify().ok
+    assert [log.check_anchor(a) for a in anchors] == [None, None, None]
