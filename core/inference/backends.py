@@ -30,6 +30,7 @@ class Backend(Protocol):
     card: ModelCard
     # What the log records with each decision: covers the card, the weights and (ONNX) the graph.
     model_hash: str
+    graph_sha256: str | None  # SHA-256 of the ONNX graph that runs; None on torch
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """N x C x H x W float32 -> (scores [N], raw cams [N, h, w])."""
@@ -48,6 +49,7 @@ class TorchBackend:
 
         net, self.card = load_net(bundle)
         self.model_hash = self.card.content_sha256
+        self.graph_sha256: str | None = None
         self.device = pick_device(device)
         if threads is not None and self.device == "cpu":
             torch.set_num_threads(threads)  # process-wide: torch has no per-model setting
@@ -139,7 +141,9 @@ class OnnxBackend:
         # The session is made from the very bytes that were hash-checked.
         self.card, self.onnx_card, data = load_onnx(bundle)
         # The graph's own bytes, measured: the sidecar's claim could have been rewritten with it.
-        self.model_hash = run_sha256(self.card, sha256_bytes(data))
+        graph = sha256_bytes(data)
+        self.graph_sha256: str | None = graph
+        self.model_hash = run_sha256(self.card, graph)
         self._session: Any = _parsed_session(bundle, data, device=device, threads=threads)
         self.device = "cuda" if self._session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
         self._input = self.onnx_card.input_name

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import numpy as np
 
@@ -71,6 +71,15 @@ class Inspector:
         part of it: each decision records its own threshold.
         """
         return self._backend.model_hash
+
+    @property
+    def model_metadata(self) -> dict[str, Any]:
+        """What ``model_hash`` stands for, to keep with it in the log: the card as JSON, plus the
+        graph's ``onnx_sha256`` on ONNX Runtime (``onnx_bundle.model_hash_of`` recomputes the hash)."""
+        metadata: dict[str, Any] = self.card.model_dump(mode="json")
+        if self._backend.graph_sha256 is not None:
+            metadata["onnx_sha256"] = self._backend.graph_sha256
+        return metadata
 
     @property
     def threshold(self) -> float:

@@ -25,12 +25,12 @@ other check holds for them, and an edited card still changes the recorded hash.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.common.fileio import sha256_bytes
-from core.model.bundle import CARD_FILE, BundleError, ModelCard, bundle_dir, read_card
+from core.model.bundle import CARD_FILE, BundleError, ModelCard, bundle_dir, card_sha256, read_card
 
 ONNX_FILE = "model.onnx"
 ONNX_CARD_FILE = "onnx.json"
@@ -79,7 +79,23 @@ def run_sha256(card: ModelCard, onnx_sha256: str) -> str:
         card: The bundle's checked card.
         onnx_sha256: SHA-256 of the graph bytes that run (measured, not the sidecar's claim).
     """
-    return sha256_bytes(RUN_HASH_TAG + f"{card.content_sha256}\n{onnx_sha256}".encode("ascii"))
+    return _run_sha256(card.content_sha256, onnx_sha256)
+
+
+def _run_sha256(card_hash: str, onnx_sha256: str) -> str:
+    return sha256_bytes(RUN_HASH_TAG + f"{card_hash}\n{onnx_sha256}".encode("ascii"))
+
+
+def model_hash_of(metadata: dict[str, Any]) -> str:
+    """Recompute a model hash from what the log keeps with it (``Inspector.model_metadata``).
+
+    An auditor's check that the recorded hash stands for the recorded card (and graph): the card
+    as JSON, plus ``onnx_sha256`` when it ran on ONNX Runtime.
+    """
+    card = {k: v for k, v in metadata.items() if k != "onnx_sha256"}
+    content = card_sha256(card)
+    graph = metadata.get("onnx_sha256")
+    return content if graph is None else _run_sha256(content, str(graph))
 
 
 def onnx_path(bundle: Path) -> Path:

@@ -128,6 +128,18 @@ def test_the_onnx_run_is_its_own_model_hash_and_a_swapped_graph_changes_it(
         assert swapped.model_hash not in (onnx_hash, torch_hash)
 
 
+def test_the_model_hash_is_recomputed_from_what_the_log_keeps(exported: Path, tmp_path: Path) -> None:
+    """An auditor holding the registered metadata recomputes the hash; an edited copy does not fit."""
+    from core.inference.onnx_bundle import model_hash_of
+
+    for backend in ("torch", "onnx"):
+        with Inspector(exported, backend=backend, device="cpu") as inspector:
+            metadata = inspector.model_metadata
+            assert ("onnx_sha256" in metadata) == (backend == "onnx")
+            assert model_hash_of(metadata) == inspector.model_hash
+            assert model_hash_of({**metadata, "threshold": 0.01}) != inspector.model_hash
+
+
 def test_a_card_edited_after_the_onnx_export_is_refused_on_the_onnx_path(
     exported: Path, tmp_path: Path, pair_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
