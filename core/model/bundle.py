@@ -28,8 +28,9 @@ The hash is computed at load, never stored, on purpose:
   same card would.
 - A stored hash could simply be rewritten along with the edit. A computed one cannot be forged:
   an edited card is a different model in the log (the card itself is kept with the model's hash
-  by the station), which is what makes the edit visible to ``verify-log`` and to an auditor, who
-  can recompute it from the registered card.
+  by the station), which is what makes the edit visible: the decisions made after it name
+  another model, and an auditor can recompute the hash from the registered card
+  (``core.inference.onnx_bundle.model_hash_of``).
 
 A threshold chosen at run time (``--threshold``, the GUI) is not a card edit: it leaves the model
 hash alone and is recorded with each decision and as an audited threshold change. The ONNX
