@@ -57,11 +57,13 @@ __all__ = [
 
 MAX_PIXELS = 50_000_000  # refuse anything larger before decoding it (decompression bombs)
 MAX_FILE_BYTES = 256 * 2**20  # refuse larger files before reading them into memory
-# Refuse images whose decoded samples (width x height x channels x bytes per sample, from the
-# header) would take more than this. With the row-band conversions below, decode_image adds at
-# most this + width x height (the result) + ~32 MiB of bands to the memory its input holds:
-# under 464 MiB. It admits every 8-bit image up to MAX_PIXELS and a 7000 x 7000 16-bit RGBA PNG.
-MAX_DECODE_BYTES = 384 * 2**20
+# The most memory one decode may take beyond its input, estimated from the header before
+# decoding: OpenCV's imdecode holds two copies of the decoded samples (width x height x channels
+# x bytes per sample) at its peak, measured on PNG, JPEG, BMP and TIFF, or the samples plus all
+# DCT coefficients for a progressive JPEG; the conversions to gray run in row bands and add a few
+# MiB. 512 MiB admits every 8-bit image up to MAX_PIXELS (RGBA included) and 16-bit gray; it
+# refuses e.g. a 7000 x 7000 16-bit RGBA PNG (784 MB to decode; it peaked at 2.6 GB before).
+MAX_DECODE_BYTES = 512 * 2**20
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 # Conversions work on bands of rows with at most this many float32 values, so their temporaries
@@ -200,11 +202,12 @@ def _check_budget(header: Header, max_pixels: int, max_decode_bytes: int) -> Non
     if width * height > max_pixels:
         raise DecodeError(f"refused: {width} x {height} pixels exceeds the limit of {max_pixels:,}")
     samples = width * height * header.channels * header.bytes_per_sample
-    if samples + header.work_bytes > max_decode_bytes:
-        work = f" + {header.work_bytes:,} bytes of progressive JPEG coefficients" if header.work_bytes else ""
+    needed = samples + max(samples, header.work_bytes)
+    if needed > max_decode_bytes:
         raise DecodeError(
             f"refused: {width} x {height} x {header.channels} channels x {header.bytes_per_sample} bytes"
-            f" = {samples:,} bytes decoded{work} exceeds the decode memory limit of {max_decode_bytes:,} bytes"
+            f" = {samples:,} bytes decoded, about {needed:,} bytes to decode, over the decode memory"
+            f" limit of {max_decode_bytes:,} bytes"
         )
 
 
@@ -216,8 +219,8 @@ def decode_image(
     Args:
         data: The whole file.
         max_pixels: Refuse images with more pixels than this, from the header alone.
-        max_decode_bytes: Refuse images whose decoded samples (width x height x channels x bytes
-            per sample, from the header) take more memory than this, before decoding.
+        max_decode_bytes: Refuse, from the header, images that would take more memory than this
+            to decode (see ``MAX_DECODE_BYTES``).
 
     Raises:
         TruncatedError: The file ends early (no end marker, a TIFF strip past the end): it may
@@ -239,8 +242,12 @@ def decode_image(
     try:
         # Only IMREAD_UNCHANGED keeps an alpha channel, and only it reads a 1-channel float TIFF;
         # it skips the orientation, which is applied after the conversion to gray instead. The
-        # other flags keep 16-bit data, expand palettes and apply the EXIF orientation.
-        flags = cv2.IMREAD_UNCHANGED if unchanged else cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
+        # other flags keep 16-bit data, expand palettes and apply the EXIF orientation; a gray
+        # file read as colour would only be turned back into the same gray.
+        if unchanged:
+            flags = cv2.IMREAD_UNCHANGED
+        else:
+            flags = (cv2.IMREAD_GRAYSCALE if header.gray else cv2.IMREAD_COLOR) | cv2.IMREAD_ANYDEPTH
         img = cv2.imdecode(buf, flags)
     except cv2.error as exc:
         raise DecodeError(f"corrupt {fmt.upper()} (the decoder failed: {exc.err})") from exc

@@ -43,6 +43,8 @@ class Header:
         bytes_per_sample: 1 for 8-bit (and fewer) samples, 2 for 16-bit, 4 or 8 for floats.
         alpha: A PNG with an alpha channel or a transparency chunk.
         floating: Samples are floating point (TIFF SampleFormat 3).
+        gray: One gray channel without alpha (PNG colour type 0, one-component JPEG): read as gray,
+            which gives the same pixels as colour-then-gray in a third of the memory.
         orientation: EXIF/TIFF orientation 1..8 that OpenCV will not apply itself.
         work_bytes: Memory a decoder needs beyond its output (a progressive JPEG's coefficients).
     """
@@ -53,6 +55,7 @@ class Header:
     bytes_per_sample: int = 1
     alpha: bool = False
     floating: bool = False
+    gray: bool = False
     orientation: int = 1
     work_bytes: int = 0
 
@@ -120,13 +123,20 @@ def _png_header(data: bytes) -> Header:
         elif kind == b"eXIf":
             orientation = tiff_orientation(body)
         pos += 12 + length
-    # What OpenCV hands back: gray + alpha keeps 2 channels, anything else with alpha 4, and
-    # without alpha it is read as 3-channel colour.
-    channels = (2 if colour_type == 4 else 4) if alpha else 3
+    # What OpenCV hands back: gray + alpha keeps 2 channels, anything else with alpha 4; without
+    # alpha, gray is read as gray and the rest as 3-channel colour.
+    gray = colour_type == 0 and not alpha
+    channels = (2 if colour_type == 4 else 4) if alpha else (1 if gray else 3)
+    sample = 2 if depth == 16 else 1
     return Header(
-        width, height, channels=channels, bytes_per_sample=2 if depth == 16 else 1,
-        alpha=alpha, orientation=orientation,
-    )  # fmt: skip
+        width,
+        height,
+        channels=channels,
+        bytes_per_sample=sample,
+        alpha=alpha,
+        gray=gray,
+        orientation=orientation,
+    )
 
 
 def _jpeg_header(data: bytes) -> Header:
@@ -151,7 +161,10 @@ def _jpeg_header(data: bytes) -> Header:
             # A progressive decoder holds every DCT coefficient (2 bytes each) until the last scan;
             # counting every component at full size is the upper bound (no subsampling).
             work = width * height * components * 2 if marker in _JPEG_PROGRESSIVE else 0
-            return Header(width, height, channels=3, bytes_per_sample=sample, work_bytes=work)
+            gray = components == 1
+            return Header(
+                width, height, channels=1 if gray else 3, bytes_per_sample=sample, gray=gray, work_bytes=work
+            )
         i += 2 + length
     raise TruncatedError("truncated JPEG (no frame header)")
 
