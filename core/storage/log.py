@@ -37,6 +37,7 @@ from core.common import paths
 from core.common.types import Decision, Inspection, Part, Verdict
 from core.storage.context import LogContext, open_context, utc_now
 from core.storage.media import load_heatmap, media_path
+from core.storage.orphans import clean_orphans
 from core.storage.records import (
     ChainHead,
     ChainVerification,
@@ -76,6 +77,8 @@ class VisualLog:
     Attributes:
         backup_before_upgrade: The copy of the SQLite file taken before its schema was upgraded
             on opening, or None.
+        orphans_removed: Media files no decision names, older than ten minutes, that opening
+            removed (see ``core.storage.orphans``).
 
     Raises:
         StorageError: The database cannot be opened or migrated.
@@ -96,6 +99,8 @@ class VisualLog:
             clock=clock or utc_now,
         )
         refresh_statistics(self._context.engine)
+        # Files a crash left between writing media and committing their rows.
+        self.orphans_removed = clean_orphans(self._context)
 
     # ------------------------------------------------------------------ properties
 

@@ -6,6 +6,7 @@ wants a bad part to disappear or to look different. Every test runs on SQLite an
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -427,3 +428,36 @@ def test_an_anchor_still_holds_after_genuine_retention(
     log.prune(RetentionPolicy(good_days=1), now=decisions[2].created_at + timedelta(days=1, seconds=1))
     assert log.get(decisions[2].part_id) is None and log.verify().ok
     assert [log.check_anchor(a) for a in anchors] == [None, None, None]
+
+
+# ------------------------------------------------------------------ 4. orphans of crashed writes
+
+
+def test_opening_the_log_removes_old_orphan_media_files_only(
+    db_url: str, open_log: Callable[..., VisualLog], media_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    log = open_log(db_url)
+    decision = log.record(make_part(), make_inspection(score=0.95), model_hash=MODEL_HASH)
+    assert decision.image_path is not None and decision.heatmap_path is not None
+    folder = log.media_path(decision.image_path).parent
+    orphan = folder / "01JP0000000000000000000077.png"  # written, then the process died
+    leftover = folder / "01JP0000000000000000000078_heatmap.png.part"
+    fresh = folder / "01JP0000000000000000000079.png"  # a writer in flight
+    for path in (orphan, leftover, fresh):
+        path.write_bytes(b"\x89PNG\r\n\x1a\n")
+    an_hour_ago = datetime.now(UTC).timestamp() - 3600
+    for path in (
+        orphan,
+        leftover,
+        log.media_path(decision.image_path),
+        log.media_path(decision.heatmap_path),
+    ):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+
+    with caplog.at_level("WARNING", logger="core.storage.orphans"):
+        reopened = open_log(db_url)
+    assert reopened.orphans_removed == 2
+    assert "removed 2 orphan media files" in caplog.text
+    assert not orphan.exists() and not leftover.exists() and fresh.exists()
+    assert log.media_path(decision.image_path).exists() and log.media_path(decision.heatmap_path).exists()
+    assert reopened.verify_media().ok
