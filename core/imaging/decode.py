@@ -15,8 +15,8 @@ Conversions, the same for every source so training, evaluation and the line see 
   ranges, NaN and infinity are refused with the range in the message.
 - Colour (and palette) images are converted with OpenCV's BGR-to-gray weights.
 - Transparent pixels are composited on black, the station's background.
-- The EXIF orientation of JPEGs (and of PNGs with an ``eXIf`` chunk, float TIFFs' Orientation
-  tag) is applied.
+- The EXIF orientation of JPEGs (and of PNGs with an ``eXIf`` chunk) and TIFFs' Orientation
+  tag are applied.
 - Camera frames go through :func:`frame_to_gray`, which is the same conversion.
 
 Memory: the decoded samples must fit ``max_decode_bytes`` (from the header, before decoding) and
@@ -241,7 +241,7 @@ def decode_image(
     unchanged = header.alpha or header.floating
     try:
         # Only IMREAD_UNCHANGED keeps an alpha channel, and only it reads a 1-channel float TIFF;
-        # it skips the orientation, which is applied after the conversion to gray instead. The
+        # it skips a PNG's EXIF orientation, which is applied after the conversion to gray. The
         # other flags keep 16-bit data, expand palettes and apply the EXIF orientation; a gray
         # file read as colour would only be turned back into the same gray.
         if unchanged:

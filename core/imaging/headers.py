@@ -26,7 +26,7 @@ _JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xC
 _JPEG_PROGRESSIVE = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
 
 # TIFF tags read here.
-_WIDTH, _HEIGHT, _BITS, _ORIENTATION, _SAMPLES, _SAMPLE_FORMAT = 256, 257, 258, 274, 277, 339
+_WIDTH, _HEIGHT, _BITS, _SAMPLES, _SAMPLE_FORMAT = 256, 257, 258, 277, 339
 _STRIP_OFFSETS, _STRIP_COUNTS, _TILE_OFFSETS, _TILE_COUNTS = 273, 279, 324, 325
 _TIFF_FLOAT = 3  # SampleFormat: IEEE floating point
 _TIFF_TYPES = {1: "B", 3: "H", 4: "I", 16: "Q"}  # BYTE, SHORT, LONG, LONG8: the integer types used
@@ -45,7 +45,8 @@ class Header:
         floating: Samples are floating point (TIFF SampleFormat 3).
         gray: One gray channel without alpha (PNG colour type 0, one-component JPEG): read as gray,
             which gives the same pixels as colour-then-gray in a third of the memory.
-        orientation: EXIF/TIFF orientation 1..8 that OpenCV will not apply itself.
+        orientation: EXIF orientation 1..8 that OpenCV will not apply itself (a PNG read with
+            IMREAD_UNCHANGED).
         work_bytes: Memory a decoder needs beyond its output (a progressive JPEG's coefficients).
     """
 
@@ -183,21 +184,17 @@ def _bmp_header(data: bytes) -> Header:
 
 
 def _tiff_header(data: bytes) -> Header:
-    tags = _tiff_tags(data, frozenset({_WIDTH, _HEIGHT, _BITS, _ORIENTATION, _SAMPLES, _SAMPLE_FORMAT}))
+    tags = _tiff_tags(data, frozenset({_WIDTH, _HEIGHT, _BITS, _SAMPLES, _SAMPLE_FORMAT}))
     if _WIDTH not in tags or _HEIGHT not in tags:
         raise DecodeError("corrupt TIFF (no image size in the header)")
     width, height = tags[_WIDTH][0], tags[_HEIGHT][0]
     samples = tags.get(_SAMPLES, (1,))[0]
     bits = max(tags.get(_BITS, (1,)))
-    floating = tags.get(_SAMPLE_FORMAT, (1,))[0] == _TIFF_FLOAT
-    orientation = tags.get(_ORIENTATION, (1,))[0]
-    if floating:
-        # Floats are read with IMREAD_UNCHANGED (OpenCV cannot expand a 1-channel float TIFF to
-        # colour), which skips the orientation: it is applied after the conversion instead.
-        return Header(
-            width, height, channels=samples, bytes_per_sample=max(1, bits // 8), floating=True,
-            orientation=orientation if 1 <= orientation <= 8 else 1,
-        )  # fmt: skip
+    # OpenCV's TIFF reader applies the Orientation tag itself, with every flag: orientation 1.
+    if tags.get(_SAMPLE_FORMAT, (1,))[0] == _TIFF_FLOAT:
+        # Floats are read with IMREAD_UNCHANGED: OpenCV cannot expand a 1-channel float TIFF to
+        # colour ("ncn == img.channels()"), so they come back with the file's own channels.
+        return Header(width, height, channels=samples, bytes_per_sample=max(1, bits // 8), floating=True)
     return Header(width, height, channels=3, bytes_per_sample=2 if bits > 8 else 1)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 import cv2
@@ -17,45 +18,49 @@ def _tiff(img: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def _strip_tiff(img: np.ndarray, rows_per_strip: int = 8) -> bytes:
-    """An uncompressed 8-bit gray TIFF with its directory first and the strips after it.
+def _strip_tiff(img: np.ndarray, rows_per_strip: int = 8, orientation: int | None = None) -> bytes:
+    """An uncompressed gray TIFF (8-bit or 32-bit float) with its directory first, strips after.
 
     The order a streaming writer uses: header and directory, then pixels. Cut anywhere in the
     pixels and the header still reads, which is exactly the case a completeness check must catch.
     """
     height, width = img.shape
+    floating = img.dtype == np.float32
     strips = [img[y : y + rows_per_strip].tobytes() for y in range(0, height, rows_per_strip)]
     n = len(strips)
-    entries = 9
-    ifd_size = 2 + 12 * entries + 4
-    arrays_at = 8 + ifd_size
-    offsets_at, counts_at = arrays_at, arrays_at + 4 * n
-    data_at = counts_at + 4 * n
-    offsets, pos = [], data_at
-    for s in strips:
-        offsets.append(pos)
-        pos += len(s)
 
     def entry(tag: int, kind: int, count: int, value: int) -> bytes:
         if kind == 3 and count == 1:
             return struct.pack("<HHIHH", tag, kind, count, value, 0)
         return struct.pack("<HHII", tag, kind, count, value)
 
+    def directory(offsets: list[int], offsets_at: int, counts_at: int) -> list[bytes]:
+        tags = [
+            entry(256, 4, 1, width),
+            entry(257, 4, 1, height),
+            entry(258, 3, 1, 32 if floating else 8),  # BitsPerSample
+            entry(259, 3, 1, 1),  # no compression
+            entry(262, 3, 1, 1),  # BlackIsZero
+            entry(273, 4, n, offsets_at) if n > 1 else entry(273, 4, 1, offsets[0]),
+        ]
+        if orientation is not None:
+            tags.append(entry(274, 3, 1, orientation))
+        tags += [
+            entry(277, 3, 1, 1),  # SamplesPerPixel
+            entry(278, 4, 1, rows_per_strip),
+            entry(279, 4, n, counts_at) if n > 1 else entry(279, 4, 1, len(strips[0])),
+        ]
+        if floating:
+            tags.append(entry(339, 3, 1, 3))  # SampleFormat: IEEE float
+        return tags
+
+    entries = len(directory([0], 0, 0))
+    arrays_at = 8 + 2 + 12 * entries + 4
+    offsets_at, counts_at = arrays_at, arrays_at + 4 * n
+    offsets = list(itertools.accumulate([counts_at + 4 * n] + [len(s) for s in strips[:-1]]))
     ifd = (
         struct.pack("<H", entries)
-        + b"".join(
-            [
-                entry(256, 4, 1, width),
-                entry(257, 4, 1, height),
-                entry(258, 3, 1, 8),  # BitsPerSample
-                entry(259, 3, 1, 1),  # no compression
-                entry(262, 3, 1, 1),  # BlackIsZero
-                entry(273, 4, n, offsets_at) if n > 1 else entry(273, 4, 1, offsets[0]),
-                entry(277, 3, 1, 1),  # SamplesPerPixel
-                entry(278, 4, 1, rows_per_strip),
-                entry(279, 4, n, counts_at) if n > 1 else entry(279, 4, 1, len(strips[0])),
-            ]
-        )
+        + b"".join(directory(offsets, offsets_at, counts_at))
         + struct.pack("<I", 0)
     )
     arrays = struct.pack(f"<{n}I", *offsets) + struct.pack(f"<{n}I", *map(len, strips))
@@ -110,3 +115,14 @@ def test_tiff_written_by_opencv_cut_short_is_truncated() -> None:
     for cut in (len(data) - 4, len(data) // 2, 12):
         with pytest.raises(TruncatedError, match="truncated TIFF"):
             decode_image(data[:cut])
+
+
+def test_float_tiff_orientation_is_applied_once_like_8_bit() -> None:
+    # OpenCV's TIFF reader applies the Orientation tag itself, even with IMREAD_UNCHANGED.
+    img = np.zeros((40, 24), np.float32)
+    img[:, :4] = 1.0  # a white band on the left
+    upright = cv2.rotate((img * 255).astype(np.uint8), cv2.ROTATE_90_CLOCKWISE)
+    as_float = decode_image(_strip_tiff(img, orientation=6))
+    as_8_bit = decode_image(_strip_tiff((img * 255).astype(np.uint8), orientation=6))
+    assert np.array_equal(as_8_bit, upright)
+    assert np.array_equal(as_float, upright)
