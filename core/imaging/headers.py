@@ -10,6 +10,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+import numpy as np
+
 
 class DecodeError(ValueError):
     """An input that cannot be inspected; the message is the reason shown and logged."""
@@ -29,7 +31,7 @@ _JPEG_PROGRESSIVE = frozenset({0xC2, 0xC6, 0xCA, 0xCE})
 _WIDTH, _HEIGHT, _BITS, _SAMPLES, _SAMPLE_FORMAT = 256, 257, 258, 277, 339
 _STRIP_OFFSETS, _STRIP_COUNTS, _TILE_OFFSETS, _TILE_COUNTS = 273, 279, 324, 325
 _TIFF_FLOAT = 3  # SampleFormat: IEEE floating point
-_TIFF_TYPES = {1: "B", 3: "H", 4: "I", 16: "Q"}  # BYTE, SHORT, LONG, LONG8: the integer types used
+_TIFF_TYPES = {1: "u1", 3: "u2", 4: "u4", 16: "u8"}  # BYTE, SHORT, LONG, LONG8: the integer types used
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,11 +189,13 @@ def _tiff_header(data: bytes) -> Header:
     tags = _tiff_tags(data, frozenset({_WIDTH, _HEIGHT, _BITS, _SAMPLES, _SAMPLE_FORMAT}))
     if _WIDTH not in tags or _HEIGHT not in tags:
         raise DecodeError("corrupt TIFF (no image size in the header)")
-    width, height = tags[_WIDTH][0], tags[_HEIGHT][0]
-    samples = tags.get(_SAMPLES, (1,))[0]
-    bits = max(tags.get(_BITS, (1,)))
+    if not (tags[_WIDTH].size and tags[_HEIGHT].size):
+        raise DecodeError("corrupt TIFF (an empty image size in the header)")
+    width, height = int(tags[_WIDTH][0]), int(tags[_HEIGHT][0])
+    samples = int(tags[_SAMPLES][0]) if tags.get(_SAMPLES, np.zeros(0)).size else 1
+    bits = int(tags[_BITS].max()) if tags.get(_BITS, np.zeros(0)).size else 1
     # OpenCV's TIFF reader applies the Orientation tag itself, with every flag: orientation 1.
-    if tags.get(_SAMPLE_FORMAT, (1,))[0] == _TIFF_FLOAT:
+    if _TIFF_FLOAT in tags.get(_SAMPLE_FORMAT, np.zeros(0)):
         # Floats are read with IMREAD_UNCHANGED: OpenCV cannot expand a 1-channel float TIFF to
         # colour ("ncn == img.channels()"), so they come back with the file's own channels.
         return Header(width, height, channels=samples, bytes_per_sample=max(1, bits // 8), floating=True)
@@ -201,14 +205,17 @@ def _tiff_header(data: bytes) -> Header:
 # ------------------------------------------------------------------------------------ TIFF
 
 
-def _tiff_tags(data: bytes, wanted: frozenset[int] | None = None) -> dict[int, tuple[int, ...]]:
-    """The integer tags of the first directory, values read wherever they are stored.
+def _tiff_tags(data: bytes, wanted: frozenset[int]) -> dict[int, np.ndarray]:
+    """The ``wanted`` integer tags of the first directory, read wherever they are stored.
+
+    Values come back as uint64 arrays: a strip table can hold millions of entries, and a file
+    that claims more than it holds is caught by the length check, not by building Python ints.
 
     Raises:
         TruncatedError: The directory, or an array it points to, lies past the end of the data.
     """
     endian = "<" if data[:2] == b"II" else ">"
-    tags: dict[int, tuple[int, ...]] = {}
+    tags: dict[int, np.ndarray] = {}
     try:
         (ifd,) = struct.unpack(endian + "I", data[4:8])
         (count,) = struct.unpack(endian + "H", data[ifd : ifd + 2])
@@ -218,16 +225,18 @@ def _tiff_tags(data: bytes, wanted: frozenset[int] | None = None) -> dict[int, t
         for k in range(count):
             entry = data[ifd + 2 + 12 * k : ifd + 14 + 12 * k]
             tag, kind, n = struct.unpack(endian + "HHI", entry[:8])
-            if kind not in _TIFF_TYPES or (wanted is not None and tag not in wanted):
+            if kind not in _TIFF_TYPES or tag not in wanted:
                 continue
-            fmt = f"{endian}{n}{_TIFF_TYPES[kind]}"
-            size = struct.calcsize(fmt)
+            dtype = np.dtype(endian + _TIFF_TYPES[kind])
+            size = n * dtype.itemsize
             if size <= 4:
                 raw = entry[8 : 8 + size]
             else:  # stored elsewhere; the entry holds its offset
                 (at,) = struct.unpack(endian + "I", entry[8:12])
                 raw = data[at : at + size]
-            tags[tag] = struct.unpack(fmt, raw)
+            if len(raw) != size:
+                raise TruncatedError(f"truncated TIFF (tag {tag} has {len(raw)} of its {size} bytes)")
+            tags[tag] = np.frombuffer(raw, dtype).astype(np.uint64)
     except struct.error as exc:
         raise TruncatedError("truncated TIFF (no complete header)") from exc
     return tags
@@ -235,18 +244,19 @@ def _tiff_tags(data: bytes, wanted: frozenset[int] | None = None) -> dict[int, t
 
 def _check_tiff_blocks(data: bytes) -> None:
     tags = _tiff_tags(data, frozenset({_STRIP_OFFSETS, _STRIP_COUNTS, _TILE_OFFSETS, _TILE_COUNTS}))
+    empty = np.zeros(0, np.uint64)
     for offsets_tag, counts_tag, what in (
         (_STRIP_OFFSETS, _STRIP_COUNTS, "strip"),
         (_TILE_OFFSETS, _TILE_COUNTS, "tile"),
     ):
-        offsets, counts = tags.get(offsets_tag, ()), tags.get(counts_tag, ())
-        if offsets and len(counts) != len(offsets):
+        offsets, counts = tags.get(offsets_tag, empty), tags.get(counts_tag, empty)
+        if len(counts) != len(offsets):
             raise DecodeError(f"corrupt TIFF ({len(offsets)} {what} offsets but {len(counts)} byte counts)")
-        for index, (offset, count) in enumerate(zip(offsets, counts, strict=True)):
-            if offset + count > len(data):
-                raise TruncatedError(
-                    f"truncated TIFF ({what} {index} ends at byte {offset + count} of {len(data)})"
-                )
+        past = np.flatnonzero(offsets + counts > len(data))
+        if past.size:
+            index = int(past[0])
+            end = int(offsets[index] + counts[index])
+            raise TruncatedError(f"truncated TIFF ({what} {index} ends at byte {end} of {len(data)})")
 
 
 def tiff_orientation(exif: bytes) -> int:

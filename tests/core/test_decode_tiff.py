@@ -126,3 +126,12 @@ def test_float_tiff_orientation_is_applied_once_like_8_bit() -> None:
     as_8_bit = decode_image(_strip_tiff((img * 255).astype(np.uint8), orientation=6))
     assert np.array_equal(as_8_bit, upright)
     assert np.array_equal(as_float, upright)
+
+
+def test_strip_table_claiming_more_entries_than_the_file_holds_is_refused_cheaply() -> None:
+    # 2**31 offsets would be 8 GiB: refused from the length check, nothing of that size is built.
+    data = bytearray(_strip_tiff((np.arange(40 * 30) % 251).astype(np.uint8).reshape(40, 30)))
+    at = data.index(struct.pack("<HH", 273, 4))
+    data[at + 4 : at + 8] = struct.pack("<I", 2**31)
+    with pytest.raises(TruncatedError, match="truncated TIFF"):
+        decode_image(bytes(data))
