@@ -140,6 +140,7 @@ class HotFolderSource:
         self.truncated_grace_s = float(truncated_grace_s)
         self.max_bytes = int(max_bytes)
         self.duplicate_alarm_after = int(duplicate_alarm_after)
+        self.rejected_watch_s = float(rejected_watch_s)
         self._seen = seen
         if watch is None:
             watch = not is_network_path(self.inbox)
@@ -177,6 +178,7 @@ class HotFolderSource:
         self._duplicates = 0
         self._duplicate_run = 0  # duplicates handed out in a row
         self._duplicate_warning = ""
+        self._duplicate_warning_ends = False  # a new part came: clear after the next status
         self._first_duplicate = ""  # the file that began the run, and whose duplicate it is
         self._stopped = False
         self._closed = False
@@ -211,7 +213,8 @@ class HotFolderSource:
                     continue  # this very file was decided already: moved, no second row
                 if repeat is not None:
                     error, image, duplicate = duplicate_reason(repeat.prior), None, True
-            self._count_duplicate_run(item, error if duplicate else None)
+            if duplicate or image is not None:  # broken files neither count nor end a run
+                self._count_duplicate_run(item, error if duplicate else None)
             part = Part(
                 source_ref=item.source_ref,
                 arrived_at=datetime.now(UTC),
@@ -251,6 +254,8 @@ class HotFolderSource:
         mode = "watch events + rescan" if self.watching else "polling"
         message = f"watching {display_path(self.inbox)} ({mode})" if online else problem
         warning = "; ".join(w for w in (self._duplicate_warning, move_problem) if w)
+        if self._duplicate_warning_ends:
+            self._duplicate_warning, self._duplicate_warning_ends = "", False
         return SourceStatus(
             online=online,
             message=message,
@@ -345,8 +350,11 @@ class HotFolderSource:
         ``reason`` is the duplicate's reason, None for a part that is no duplicate."""
         if reason is None:
             self._duplicate_run = 0
-            self._duplicate_warning = ""
+            # Shown by one more ``status`` before it clears: a run that ended in the same batch
+            # is still an alarm the operator sees (and its clearing).
+            self._duplicate_warning_ends = bool(self._duplicate_warning)
             return
+        self._duplicate_warning_ends = False
         self._duplicate_run += 1
         if self._duplicate_run == 1:
             self._first_duplicate = f"{Path(item.source_ref).name}, a {reason}"

@@ -1,14 +1,14 @@
 """One station per inbox: a lock file that names its holder, held with an OS lock.
 
 Two stations on one inbox would both take files (each file two rows, moves racing). The inbox's
-``.inspector.lock`` file is locked with ``fcntl.flock`` (POSIX) or ``msvcrt.locking`` (Windows)
+``.inspector/station.lock`` file is locked with ``fcntl.flock`` (POSIX) or ``msvcrt.locking`` (Windows)
 for as long as the hot folder is open, and names the holder (host, pid, since). The OS releases
 the lock when its process dies, so a lock file left by a crash is simply taken over. Where the
 file system has no locks at all the file's contents decide: a live process on this host named
 there keeps the inbox, anything else is stale and taken over.
 
-The lock file's name begins with a dot: the hot folder never takes it as a part. It is removed
-when the hot folder closes.
+The lock lives in a hidden folder of the inbox: the hot folder never takes it as a part, and the
+inbox holds no extra file. The lock file is removed when the hot folder closes (the folder stays).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from pathlib import Path
 
 from core.common.errors import UserError
 
-LOCK_NAME = ".inspector.lock"
+LOCK_DIR = ".inspector"  # a folder: listings of the inbox's files stay as they were
+LOCK_NAME = f"{LOCK_DIR}/station.lock"
 _WINDOWS_LOCK_OFFSET = 1 << 20  # Windows locks are mandatory: lock a byte past the holder text
 
 
@@ -64,6 +65,7 @@ class InboxLock:
 
     def _lock_file(self) -> int | None:
         """The locked lock file's descriptor; None when the file was replaced meanwhile."""
+        self.path.parent.mkdir(exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             if not _os_lock(fd):

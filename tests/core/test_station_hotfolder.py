@@ -11,6 +11,7 @@ import os
 import sqlite3
 import struct
 import sys
+import threading
 import time
 import zlib
 from collections import Counter
@@ -26,6 +27,7 @@ from source_helpers import make_png, png_chunk  # noqa: E402
 
 from core.common.fileio import sha256_bytes  # noqa: E402
 from core.common.types import Part  # noqa: E402
+from core.sources.hotfolder import HotFolderSource  # noqa: E402
 from core.station.config import SourceOptions, StationConfig  # noqa: E402
 from core.station.runtime import StationRuntime, build_runtime  # noqa: E402
 from core.storage import VisualLog  # noqa: E402
@@ -250,3 +252,106 @@ def test_file_committed_before_a_crash_is_moved_without_a_second_row(
     assert (inbox / "processed" / "decided.png").is_file()
     assert (inbox / "rejected" / "decided-broken.png").is_file()
     assert (inbox / "processed" / "new.png").is_file()
+
+
+def test_hot_folder_options_of_the_station_configuration_reach_the_source(
+    tiny_model: Path, tmp_path: Path, store: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    options = SourceOptions(
+        settle_s=0.7, truncated_grace_s=4.0, rejected_watch_s=30.0, duplicate_alarm_after=5
+    )
+    runtime = build_runtime(_config(inbox, tiny_model, store).model_copy(update={"source_options": options}))
+    try:
+        source = runtime.source
+        assert isinstance(source, HotFolderSource)
+        assert (source.settle_s, source.truncated_grace_s) == (0.7, 4.0)
+        assert (source.duplicate_alarm_after, source.rejected_watch_s) == (5, 30.0)
+    finally:
+        runtime.close()
+    defaults = SourceOptions.model_json_schema()["properties"]
+    for name in ("settle_s", "truncated_grace_s", "rejected_watch_s", "duplicate_alarm_after"):
+        assert "default" in defaults[name]["description"], name  # said where operators read it
+
+
+def test_frozen_frames_fifos_and_dangling_links_are_rows_and_the_duplicate_run_is_an_alarm(
+    tiny_model: Path, tmp_path: Path, store: Path
+) -> None:
+    from core.station.events import AlarmCleared, AlarmKind, AlarmRaised, StationEvent
+    from core.station.loop import LoopSettings, StationLoop
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    frozen = _encode(".png", part_image(11, 0, defective=False, size=96)[0])
+    config = _config(inbox, tiny_model, store, status_poll_s=0.05)
+    loop = StationLoop(lambda: build_runtime(config), settings=LoopSettings.from_config(config))
+    events: list[StationEvent] = []
+    loop.subscribe(events.append)
+    thread = threading.Thread(target=loop.run)
+    thread.start()
+    try:
+
+        def wait_rows(n: int) -> None:
+            deadline = time.monotonic() + 30
+            while loop.parts_done < n and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert loop.parts_done == n
+
+        (inbox / "frame_0.png").write_bytes(frozen)
+        wait_rows(1)
+        for i in (1, 2, 3):  # the camera resends the frozen frame under new names
+            (inbox / f"frame_{i}.png").write_bytes(frozen)
+        if hasattr(os, "mkfifo"):
+            os.mkfifo(inbox / "zz-pipe.png")  # taken after the frames (sorted by name)
+        os.symlink(tmp_path / "gone.png", inbox / "zz-link.png")
+        wait_rows(4 + 1 + hasattr(os, "mkfifo"))
+        time.sleep(0.3)
+        warned = [e for e in events if isinstance(e, AlarmRaised) and e.kind is AlarmKind.SOURCE_WARNING]
+        (inbox / "frame_fresh.png").write_bytes(
+            _encode(".png", part_image(11, 1, defective=True, size=96)[0])
+        )
+        wait_rows(6 + hasattr(os, "mkfifo"))
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not any(
+            isinstance(e, AlarmCleared) and e.kind is AlarmKind.SOURCE_WARNING for e in events
+        ):
+            time.sleep(0.05)
+    finally:
+        loop.stop()
+        thread.join(30)
+    rows = {Path(ref).name: (verdict, reason) for ref, verdict, reason, _ in _rows(store)}
+    first_id = next(
+        pid
+        for pid, ref in sqlite3.connect(store / "log.sqlite").execute(
+            "SELECT part_id, source_ref FROM decisions"
+        )
+        if ref.endswith("frame_0.png")
+    )
+    assert rows["frame_0.png"][0] in ("good", "bad") and rows["frame_fresh.png"][0] in ("good", "bad")
+    for i in (1, 2, 3):
+        assert rows[f"frame_{i}.png"] == ("not_inspected", f"duplicate of {first_id} (frame_0.png)")
+    assert rows["zz-link.png"] == ("not_inspected", "not a regular file: dangling symbolic link")
+    if hasattr(os, "mkfifo"):
+        assert rows["zz-pipe.png"] == ("not_inspected", "not a regular file: a FIFO")
+    assert len(warned) == 1 and "frozen frame" in warned[0].message
+    assert any(isinstance(e, AlarmCleared) and e.kind is AlarmKind.SOURCE_WARNING for e in events)
+    assert [p.name for p in inbox.iterdir() if not p.is_dir()] == []
+
+
+def test_a_second_station_on_the_same_inbox_is_refused_and_every_file_has_one_row(
+    tiny_model: Path, tmp_path: Path, store: Path
+) -> None:
+    from core.sources.inbox_lock import InboxLockedError
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i in range(6):
+        (inbox / f"p{i}.png").write_bytes(_encode(".png", part_image(12, i, defective=False, size=64)[0]))
+    first = _runtime(inbox, tiny_model, store)
+    try:
+        with pytest.raises(InboxLockedError, match=f"pid {os.getpid()}"):
+            _runtime(inbox, tiny_model, store)
+        _run_until(first, 6)
+    finally:
+        first.close()
+    assert sorted(Path(ref).name for ref, *_ in _rows(store)) == [f"p{i}.png" for i in range(6)]
