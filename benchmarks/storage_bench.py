@@ -143,7 +143,7 @@ def _rows(
             "source_ref": f"cam-1#{seq}", "content_hash": None, "verdict": verdict, "score": score,
             "threshold": threshold, "reason": reason, "latency_ms": latency, "model_version_id": model_id,
             "image_path": image, "heatmap_path": heatmap, "seq": seq, "row_hash": row_hash,
-            "media_bytes": media,
+            "media_bytes": media, "hash_version": 1, "image_sha256": None, "heatmap_sha256": None,
         }  # fmt: skip
 
 

@@ -1,7 +1,7 @@
 """Pixels: one decode path for every image, the model's preprocessing, and heatmap overlays.
 
-``decode`` (``decode_image``, ``read_image``, ``DecodeError``; header checks against bombs and
-truncation), ``preprocess`` (``Preset``: the one eval preset shared by training and the line),
+``decode`` (``decode_image``, ``read_image``, ``DecodeError``), ``headers`` (what a file's header
+says, read before decoding: size, decode memory, truncation), ``preprocess`` (``Preset``: the one eval preset shared by training and the line),
 ``overlay`` (``make_overlay``). Depends on ``core.common`` only.
 """
 

@@ -325,7 +325,9 @@ class StationRuntime:
 def _record_model_and_threshold(visual_log: VisualLog, inspector: Inspector) -> None:
     """Keep what the model hash stands for, and audit a threshold that differs from the last one."""
     card = inspector.card
-    visual_log.register_model(inspector.model_hash, name=card.name, metadata=card.model_dump(mode="json"))
+    # The metadata is what the hash covers (the card, and the graph run on ONNX Runtime), so that
+    # an auditor can recompute the hash from the log (core.inference.onnx_bundle.model_hash_of).
+    visual_log.register_model(inspector.model_hash, name=card.name, metadata=inspector.model_metadata)
     changes = visual_log.threshold_changes()
     previous = changes[-1].new if changes else None
     if previous is None or abs(previous - inspector.threshold) > 1e-12:
@@ -333,7 +335,7 @@ def _record_model_and_threshold(visual_log: VisualLog, inspector: Inspector) -> 
             previous,
             inspector.threshold,
             user="system",
-            reason=f"station started with model {card.name} ({card.short_hash})",
+            reason=f"station started with model {card.name} ({(inspector.model_hash or '')[:12]})",
             model_hash=inspector.model_hash,
             model_name=card.name,
         )

@@ -104,7 +104,7 @@ def test_the_real_runtime_gives_the_window_what_it_reads(qtbot, tiny_model: Path
         station_name="line-7",
         source_description=f"hot folder {inbox}",
         model_name=card.name,
-        model_hash=card.weights_sha256,
+        model_hash=card.content_sha256,
         threshold=card.threshold,
     )
     assert info.model_hash and len(info.short_hash) == 8
