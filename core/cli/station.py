@@ -72,10 +72,12 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _fatal_start_errors() -> tuple[type[BaseException], ...]:
-    """Start-up errors that no retry mends: a refused model bundle (missing, altered, too new)."""
+    """Start-up errors that no retry mends: a refused model bundle (missing, altered, too new), or
+    an inbox that another station holds (two stations on one inbox would both take its files)."""
     from core.model.bundle import BundleError
+    from core.sources.inbox_lock import InboxLockedError
 
-    return (BundleError,)
+    return (BundleError, InboxLockedError)
 
 
 def _run_headless(config: StationConfig) -> int:

@@ -137,3 +137,24 @@ def test_sigint_while_parts_flow_finishes_them_and_exits_0(tiny_model: Path, tmp
     assert len(moved) >= 6 and sorted(rows) == moved
     lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert sorted(Path(line["source"]).name for line in lines) == moved
+
+
+def test_a_second_station_on_a_held_inbox_is_refused_in_one_line(tiny_model: Path, tmp_path: Path) -> None:
+    inbox, home = tmp_path / "inbox", tmp_path / "home"
+    inbox.mkdir()
+    first = _station(tiny_model, inbox, tmp_path / "first.sqlite", home, tmp_path / "first.jsonl")
+    try:
+        lock = inbox / ".inspector" / "station.lock"
+        _wait(lambda: lock.is_file() and str(first.pid) in lock.read_text(), 60, first)
+        second = _station(tiny_model, inbox, tmp_path / "second.sqlite", home, tmp_path / "second.jsonl")
+        assert second.wait(timeout=60) == 2  # refused, not retried with back-off
+        lines = [
+            line
+            for line in second.stderr.read().decode().splitlines()  # type: ignore[union-attr]
+            if line.startswith("inspector:")
+        ]
+        assert len(lines) == 1 and f"pid {first.pid}" in lines[0], lines
+        assert first.poll() is None  # the holder goes on
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=30) == 0
