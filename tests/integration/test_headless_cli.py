@@ -41,6 +41,15 @@ def _station(model: Path, inbox: Path, db: Path, home: Path, out: Path) -> subpr
     return subprocess.Popen(cmd, env=_env(home), stdout=out.open("wb"), stderr=subprocess.PIPE)
 
 
+def _holds_inbox(inbox: Path, proc: subprocess.Popen[bytes]) -> bool:
+    """The station ``proc`` has started: it holds the inbox's lock (the lock file names its pid)."""
+    lock = inbox / ".inspector" / "station.lock"
+    try:
+        return f"pid {proc.pid} " in lock.read_text()
+    except OSError:
+        return False
+
+
 def _wait(condition, limit_s: float, proc: subprocess.Popen[bytes]) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + limit_s
     while not condition():
@@ -62,6 +71,9 @@ def test_sigkill_mid_stream_then_restart_inspects_every_file_exactly_once(
     )
     first = _station(tiny_model, inbox, db, home, tmp_path / "first.jsonl")
     try:
+        # Feed only once the station holds the inbox: on a loaded machine its start can take
+        # longer than the whole feed, and the kill would then come after the stream, not in it.
+        _wait(lambda: _holds_inbox(inbox, first), 60, first)
         feeder.start()
         _wait(lambda: _count(db) >= 8, 60, first)
         first.send_signal(signal.SIGKILL)  # no goodbye: mid-stream, maybe between commit and move
@@ -69,12 +81,14 @@ def test_sigkill_mid_stream_then_restart_inspects_every_file_exactly_once(
         killed_at = _count(db)
         second = _station(tiny_model, inbox, db, home, tmp_path / "second.jsonl")
         try:
+            _wait(lambda: _holds_inbox(inbox, second), 60, second)  # its signal handlers are set
             feeder.join(timeout=60)
             _wait(lambda: _count(db) >= total and not [p for p in inbox.iterdir() if p.is_file()], 60, second)
             time.sleep(0.5)
             second.send_signal(signal.SIGTERM)
-            assert second.wait(timeout=30) == 0
+            code = second.wait(timeout=30)
             stderr = second.stderr.read().decode()  # type: ignore[union-attr]
+            assert code == 0, stderr[-3000:]
         finally:
             if second.poll() is None:
                 second.kill()
@@ -144,8 +158,7 @@ def test_a_second_station_on_a_held_inbox_is_refused_in_one_line(tiny_model: Pat
     inbox.mkdir()
     first = _station(tiny_model, inbox, tmp_path / "first.sqlite", home, tmp_path / "first.jsonl")
     try:
-        lock = inbox / ".inspector" / "station.lock"
-        _wait(lambda: lock.is_file() and str(first.pid) in lock.read_text(), 60, first)
+        _wait(lambda: _holds_inbox(inbox, first), 60, first)
         second = _station(tiny_model, inbox, tmp_path / "second.sqlite", home, tmp_path / "second.jsonl")
         assert second.wait(timeout=60) == 2  # refused, not retried with back-off
         lines = [
