@@ -8,69 +8,16 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
+from folder_helpers import DecisionLog, png_bytes, take_parts  # noqa: E402
 
 from core.common.errors import UserError
-from core.common.types import Decision, Part, Verdict
+from core.common.types import Verdict
 from core.sources.hotfolder import HotFolderSource
 from core.sources.hotfolder_files import tagged_name
 from core.sources.inbox_lock import LOCK_NAME, InboxLockedError
-
-
-def _png(seed: int, size: int = 128) -> bytes:
-    rng = np.random.default_rng(seed)
-    img = np.clip(rng.normal(20, 5, (size, size)), 0, 255).astype(np.uint8)
-    cv2.circle(img, (size // 2, size // 2), size // 3, int(150 + seed % 100), -1)
-    ok, buf = cv2.imencode(".png", img)
-    assert ok
-    return buf.tobytes()
-
-
-class _Log:
-    """The decisions a station would have committed, looked up by content hash."""
-
-    def __init__(self) -> None:
-        self.decisions: list[Decision] = []
-
-    def decide(self, source: HotFolderSource, part: Part) -> Decision:
-        bad = part.error is not None or part.image is None
-        decision = Decision(
-            part_id=part.part_id, station="t", source_ref=part.source_ref,
-            created_at=datetime.now(UTC), content_hash=part.content_hash,
-            verdict=Verdict.NOT_INSPECTED if bad else Verdict.GOOD,
-            score=None if bad else 0.1, threshold=None if bad else 0.5, reason=part.error,
-            latency_ms=None, model_hash=None, image_path=None, heatmap_path=None,
-        )  # fmt: skip
-        self.decisions.append(decision)
-        source.acknowledge(part, decision)
-        return decision
-
-    def seen(self, content_hash: str) -> list[Decision]:
-        return [d for d in self.decisions if d.content_hash == content_hash]
-
-
-def _take(
-    source: HotFolderSource, log: _Log, expect: int, *, limit_s: float = 15.0, extra_s: float = 0.3
-) -> list[Part]:
-    parts: list[Part] = []
-    deadline = time.monotonic() + limit_s
-    while len(parts) < expect and time.monotonic() < deadline:
-        part = source.next_part(0.05)
-        if part is not None:
-            parts.append(part)
-            log.decide(source, part)
-    until = time.monotonic() + extra_s
-    while time.monotonic() < until:
-        part = source.next_part(0.05)
-        if part is not None:
-            parts.append(part)
-            log.decide(source, part)
-    return parts
 
 
 @pytest.fixture
@@ -85,8 +32,8 @@ def inbox(tmp_path: Path) -> Path:
 
 def test_writer_pausing_2_5_s_with_default_settings_is_inspected_whole(inbox: Path) -> None:
     """The defaults of settle and grace outlast a 2.5 s pause of a writer that keeps the file open."""
-    data = _png(1, 256)
-    log = _Log()
+    data = png_bytes(1, 256)
+    log = DecisionLog()
     with HotFolderSource(inbox, watch=False, seen=log.seen) as source:
         with open(inbox / "paused.png", "wb") as fh:
             fh.write(data[: len(data) // 2])
@@ -97,7 +44,7 @@ def test_writer_pausing_2_5_s_with_default_settings_is_inspected_whole(inbox: Pa
                 assert part is None, part.error  # never judged on half a file
         with open(inbox / "paused.png", "ab") as fh:
             fh.write(data[len(data) // 2 :])
-        parts = _take(source, log, 1)
+        parts = take_parts(source, log, 1)
     assert [(p.error, p.image is not None) for p in parts] == [(None, True)]
     assert (inbox / "processed" / "paused.png").read_bytes() == data
 
@@ -105,17 +52,17 @@ def test_writer_pausing_2_5_s_with_default_settings_is_inspected_whole(inbox: Pa
 def test_file_that_grows_after_it_was_rejected_comes_back_and_is_inspected(inbox: Path) -> None:
     """A pause longer than settle + grace: the file is rejected as truncated while its writer
     still holds it open; when the writer finishes (into rejected/), the file comes back."""
-    data = _png(2, 256)
-    log = _Log()
+    data = png_bytes(2, 256)
+    log = DecisionLog()
     with HotFolderSource(inbox, settle_s=0.1, truncated_grace_s=0.2, watch=False, seen=log.seen) as source:
         with open(inbox / "slow.png", "wb") as fh:
             fh.write(data[: len(data) // 2])
             fh.flush()
-            first = _take(source, log, 1, extra_s=0.0)
+            first = take_parts(source, log, 1, extra_s=0.0)
             assert [("truncated" in (p.error or "")) for p in first] == [True]
             assert (inbox / "rejected" / "slow.png").is_file()  # moved while open
             fh.write(data[len(data) // 2 :])  # the writer goes on, into the moved file
-        later = _take(source, log, 1)
+        later = take_parts(source, log, 1)
     assert [(p.error, p.image is not None) for p in later] == [(None, True)]
     assert Path(later[0].source_ref).name == "slow.png"
     assert (inbox / "processed" / "slow.png").read_bytes() == data
@@ -123,10 +70,10 @@ def test_file_that_grows_after_it_was_rejected_comes_back_and_is_inspected(inbox
 
 
 def test_a_rejected_file_that_never_grows_stays_rejected(inbox: Path) -> None:
-    log = _Log()
+    log = DecisionLog()
     with HotFolderSource(inbox, settle_s=0.1, truncated_grace_s=0.1, watch=False, seen=log.seen) as source:
-        (inbox / "cut.png").write_bytes(_png(3)[:200])
-        parts = _take(source, log, 1, extra_s=1.0)
+        (inbox / "cut.png").write_bytes(png_bytes(3, 128)[:200])
+        parts = take_parts(source, log, 1, extra_s=1.0)
     assert len(parts) == 1 and "truncated" in (parts[0].error or "")
     assert (inbox / "rejected" / "cut.png").is_file()
 
@@ -135,20 +82,20 @@ def test_a_rejected_file_that_never_grows_stays_rejected(inbox: Path) -> None:
 
 
 def test_frozen_camera_duplicates_are_rows_and_a_run_of_them_warns_until_a_new_part(inbox: Path) -> None:
-    frozen = _png(4)
-    log = _Log()
+    frozen = png_bytes(4, 128)
+    log = DecisionLog()
     with HotFolderSource(inbox, settle_s=0.1, seen=log.seen, duplicate_alarm_after=3) as source:
         (inbox / "frame_000.png").write_bytes(frozen)
-        first = _take(source, log, 1, extra_s=0.0)
+        first = take_parts(source, log, 1, extra_s=0.0)
         for i in (1, 2):
             (inbox / f"frame_{i:03d}.png").write_bytes(frozen)
-        two = _take(source, log, 2, extra_s=0.0)
+        two = take_parts(source, log, 2, extra_s=0.0)
         assert source.status().warning == ""  # two in a row: not yet
         (inbox / "frame_003.png").write_bytes(frozen)
-        three = _take(source, log, 1, extra_s=0.0)
+        three = take_parts(source, log, 1, extra_s=0.0)
         warning = source.status().warning
-        (inbox / "frame_004.png").write_bytes(_png(5))  # the camera is back
-        fresh = _take(source, log, 1)
+        (inbox / "frame_004.png").write_bytes(png_bytes(5, 128))  # the camera is back
+        fresh = take_parts(source, log, 1)
         last = source.status().warning  # shown once more after the run ended: never missed
         after = source.status().warning
     reason = f"duplicate of {first[0].part_id} (frame_000.png)"
@@ -166,12 +113,12 @@ def test_frozen_camera_duplicates_are_rows_and_a_run_of_them_warns_until_a_new_p
 def test_a_250_byte_name_seen_twice_is_moved_both_times(inbox: Path) -> None:
     name = "ü" * 61 + "x" * 124 + ".png"  # 61*2 + 124 + 4 = 250 bytes; cut must not split a ü
     assert len(name.encode()) == 250
-    log = _Log()
+    log = DecisionLog()
     with HotFolderSource(inbox, settle_s=0.1, seen=log.seen) as source:
-        (inbox / name).write_bytes(_png(6))
-        _take(source, log, 1, extra_s=0.0)
-        (inbox / name).write_bytes(_png(7))  # the same name, new bytes: the name is taken
-        again = _take(source, log, 1)
+        (inbox / name).write_bytes(png_bytes(6, 128))
+        take_parts(source, log, 1, extra_s=0.0)
+        (inbox / name).write_bytes(png_bytes(7, 128))  # the same name, new bytes: the name is taken
+        again = take_parts(source, log, 1)
     assert len(again) == 1 and again[0].error is None
     moved = sorted(os.listdir(inbox / "processed"))
     assert len(moved) == 2 and name in moved
@@ -248,11 +195,11 @@ def test_a_stale_lock_file_naming_a_dead_process_is_taken_over(inbox: Path) -> N
 def test_dangling_links_and_fifos_get_a_row_each_and_are_never_opened(tmp_path: Path, inbox: Path) -> None:
     os.symlink(tmp_path / "nowhere.png", inbox / "dangling.png")
     os.mkfifo(inbox / "pipe.png")
-    (tmp_path / "real.png").write_bytes(_png(8))
+    (tmp_path / "real.png").write_bytes(png_bytes(8, 128))
     os.symlink(tmp_path / "real.png", inbox / "linked.png")  # a link to a file is a file
-    log = _Log()
+    log = DecisionLog()
     with HotFolderSource(inbox, settle_s=0.1, seen=log.seen) as source:
-        parts = _take(source, log, 3, limit_s=10.0, extra_s=0.5)
+        parts = take_parts(source, log, 3, limit_s=10.0, extra_s=0.5)
     by_name = {Path(p.source_ref).name: p.error for p in parts}
     assert by_name == {
         "dangling.png": "not a regular file: dangling symbolic link",
@@ -271,12 +218,12 @@ def test_a_failing_move_warns_until_a_move_succeeds_and_the_file_leaves_later(
 ) -> None:
     blocker = tmp_path / "blocked"
     blocker.write_bytes(b"a file where the processed folder's parent should be")
-    log = _Log()
+    log = DecisionLog()
     with HotFolderSource(
         inbox, settle_s=0.1, scan_interval_s=0.1, seen=log.seen, processed_dir=blocker / "done"
     ) as source:
-        (inbox / "a.png").write_bytes(_png(9))
-        first = _take(source, log, 1, extra_s=0.5)  # taken once, though it stays in the inbox
+        (inbox / "a.png").write_bytes(png_bytes(9, 128))
+        first = take_parts(source, log, 1, extra_s=0.5)  # taken once, though it stays in the inbox
         warning = source.status().warning
         assert (inbox / "a.png").is_file()
         blocker.unlink()  # the cause is mended: the stuck file leaves by itself

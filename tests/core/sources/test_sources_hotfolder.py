@@ -5,75 +5,12 @@ from __future__ import annotations
 import os
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
+from folder_helpers import DecisionLog, png_bytes, take_parts  # noqa: E402
 
-from core.common.types import Decision, Part, Verdict
 from core.sources.hotfolder import HotFolderSource, is_network_path
-
-
-def _png(seed: int, size: int = 96) -> bytes:
-    rng = np.random.default_rng(seed)
-    img = np.clip(rng.normal(20, 5, (size, size)), 0, 255).astype(np.uint8)
-    cv2.circle(img, (size // 2, size // 2), size // 3, int(150 + seed % 100), -1)
-    ok, buf = cv2.imencode(".png", img)
-    assert ok
-    return buf.tobytes()
-
-
-class _Log:
-    """The decisions a station would have committed, looked up by content hash."""
-
-    def __init__(self) -> None:
-        self.decisions: list[Decision] = []
-
-    def decide(self, source: HotFolderSource, part: Part) -> Decision:
-        verdict = Verdict.NOT_INSPECTED if part.error else Verdict.GOOD
-        decision = Decision(
-            part_id=part.part_id,
-            station="t",
-            source_ref=part.source_ref,
-            created_at=datetime.now(UTC),
-            content_hash=part.content_hash,
-            verdict=verdict,
-            score=None if part.error else 0.1,
-            threshold=None if part.error else 0.5,
-            reason=part.error,
-            latency_ms=None,
-            model_hash=None,
-            image_path=None,
-            heatmap_path=None,
-        )
-        self.decisions.append(decision)
-        source.acknowledge(part, decision)
-        return decision
-
-    def seen(self, content_hash: str) -> list[Decision]:
-        return [d for d in self.decisions if d.content_hash == content_hash]
-
-
-def _take_all(
-    source: HotFolderSource, log: _Log, expect: int, *, extra_s: float = 0.3, limit_s: float = 15.0
-) -> list[Part]:
-    """Take and decide parts until ``expect`` came, then ``extra_s`` longer for any surplus."""
-    parts: list[Part] = []
-    deadline = time.monotonic() + limit_s
-    while len(parts) < expect and time.monotonic() < deadline:
-        part = source.next_part(0.05)
-        if part is not None:
-            parts.append(part)
-            log.decide(source, part)
-    surplus_until = time.monotonic() + extra_s
-    while time.monotonic() < surplus_until:
-        part = source.next_part(0.05)
-        if part is not None:
-            parts.append(part)
-            log.decide(source, part)
-    return parts
 
 
 @pytest.fixture
@@ -84,37 +21,37 @@ def inbox(tmp_path: Path) -> Path:
 
 
 def test_slow_writer_is_taken_once_and_whole(inbox: Path) -> None:
-    data = _png(1, 256)
-    log = _Log()
+    data = png_bytes(1, 256)
+    log = DecisionLog()
     with HotFolderSource(inbox, settle_s=0.4, seen=log.seen) as source:
         with open(inbox / "slow.png", "wb") as fh:
             for start in range(0, len(data), max(1, len(data) // 8)):
                 fh.write(data[start : start + max(1, len(data) // 8)])
                 fh.flush()
                 assert source.next_part(0.15) is None  # never taken while it grows
-        parts = _take_all(source, log, 1)
+        parts = take_parts(source, log, 1)
     assert len(parts) == 1
     assert parts[0].error is None and parts[0].image is not None and parts[0].image.shape == (256, 256)
     assert (inbox / "processed" / "slow.png").read_bytes() == data
 
 
 def test_writer_pausing_longer_than_settle_gets_the_truncation_grace(inbox: Path) -> None:
-    data = _png(2, 256)
-    log = _Log()
+    data = png_bytes(2, 256)
+    log = DecisionLog()
     with HotFolderSource(inbox, settle_s=0.2, truncated_grace_s=1.5, watch=False, seen=log.seen) as source:
         (inbox / "paused.png").write_bytes(data[: len(data) // 2])
         time.sleep(0.6)  # longer than settle_s: read, found truncated, given the grace
         with open(inbox / "paused.png", "ab") as fh:
             fh.write(data[len(data) // 2 :])
-        parts = _take_all(source, log, 1)
+        parts = take_parts(source, log, 1)
     assert [p.error for p in parts] == [None]
 
 
 def test_truncated_file_that_never_completes_is_rejected_with_the_reason(inbox: Path) -> None:
-    log = _Log()
+    log = DecisionLog()
     with HotFolderSource(inbox, settle_s=0.1, truncated_grace_s=0.3, seen=log.seen) as source:
-        (inbox / "cut.png").write_bytes(_png(3)[:300])
-        parts = _take_all(source, log, 1)
+        (inbox / "cut.png").write_bytes(png_bytes(3)[:300])
+        parts = take_parts(source, log, 1)
     assert len(parts) == 1 and "truncated PNG" in (parts[0].error or "")
     assert parts[0].image is None
     assert (inbox / "rejected" / "cut.png").is_file()
@@ -123,10 +60,10 @@ def test_truncated_file_that_never_completes_is_rejected_with_the_reason(inbox: 
 def test_renamed_into_place_is_taken_without_waiting_to_settle(tmp_path: Path, inbox: Path) -> None:
     outside = tmp_path / "staging"
     outside.mkdir()
-    log = _Log()
+    log = DecisionLog()
     with HotFolderSource(inbox, settle_s=5.0, seen=log.seen) as source:
         assert source.watching
-        (inbox / ".part_1.png.tmp").write_bytes(_png(4))  # hidden while written
+        (inbox / ".part_1.png.tmp").write_bytes(png_bytes(4))  # hidden while written
         started = time.monotonic()
         os.replace(inbox / ".part_1.png.tmp", inbox / "part_1.png")
         part = source.next_part(3.0)
@@ -134,15 +71,15 @@ def test_renamed_into_place_is_taken_without_waiting_to_settle(tmp_path: Path, i
         assert part is not None and part.error is None and waited < 2.0
         log.decide(source, part)
         # Written elsewhere and moved in: a "created" event, so it settles like any copy.
-        (outside / "part_2.png").write_bytes(_png(5))
+        (outside / "part_2.png").write_bytes(png_bytes(5))
         os.replace(outside / "part_2.png", inbox / "part_2.png")
         assert source.next_part(1.0) is None
     assert (inbox / "processed" / "part_1.png").is_file()
 
 
 def test_same_file_announced_three_times_is_one_part(inbox: Path) -> None:
-    data = _png(6)
-    log = _Log()
+    data = png_bytes(6)
+    log = DecisionLog()
     with HotFolderSource(inbox, settle_s=0.3, seen=log.seen) as source:
         path = inbox / "part.png"
         path.write_bytes(data)
@@ -151,14 +88,14 @@ def test_same_file_announced_three_times_is_one_part(inbox: Path) -> None:
                 pass
             os.utime(path)
             time.sleep(0.05)
-        first = _take_all(source, log, 1)
+        first = take_parts(source, log, 1)
         # The same file again (a crash before its move): decided already, moved without a row.
         (inbox / "part.png").write_bytes(data)
-        again = _take_all(source, log, 0, extra_s=0.8)
+        again = take_parts(source, log, 0, extra_s=0.8)
         # The same bytes under other names: a row each, not inspected, naming the first part.
         for name in ("part-copy.png", "part-copy-2.png"):
             (inbox / name).write_bytes(data)
-        copies = _take_all(source, log, 2)
+        copies = take_parts(source, log, 2)
     assert len(first) == 1 and again == []
     reason = f"duplicate of {first[0].part_id} (part.png)"
     assert sorted(Path(p.source_ref).name for p in copies) == ["part-copy-2.png", "part-copy.png"]
@@ -171,22 +108,22 @@ def test_same_file_announced_three_times_is_one_part(inbox: Path) -> None:
 
 
 def test_broken_files_with_equal_bytes_each_get_their_row(inbox: Path) -> None:
-    log = _Log()
+    log = DecisionLog()
     with HotFolderSource(inbox, settle_s=0.1, truncated_grace_s=0.1, seen=log.seen) as source:
         for name in ("empty-a.png", "empty-b.png", "empty-c.jpg"):
             (inbox / name).write_bytes(b"")
-        parts = _take_all(source, log, 3)
+        parts = take_parts(source, log, 3)
         # Announced again after its row (a crash before the move): no second row.
         (inbox / "empty-a.png").write_bytes(b"")
-        again = _take_all(source, log, 0, extra_s=0.6)
+        again = take_parts(source, log, 0, extra_s=0.6)
     assert sorted(Path(p.source_ref).name for p in parts) == ["empty-a.png", "empty-b.png", "empty-c.jpg"]
     assert all("empty file" in (p.error or "") for p in parts)
     assert again == []
 
 
 def test_same_bytes_while_the_first_is_in_flight_wait_for_its_decision(inbox: Path) -> None:
-    data = _png(7)
-    log = _Log()
+    data = png_bytes(7)
+    log = DecisionLog()
     with HotFolderSource(inbox, settle_s=0.1, seen=log.seen) as source:
         (inbox / "a.png").write_bytes(data)
         (inbox / "b.png").write_bytes(data)
@@ -203,21 +140,21 @@ def test_same_bytes_while_the_first_is_in_flight_wait_for_its_decision(inbox: Pa
 
 
 def test_polling_only_finds_every_file(inbox: Path) -> None:
-    log = _Log()
+    log = DecisionLog()
     with HotFolderSource(inbox, settle_s=0.1, scan_interval_s=0.1, watch=False, seen=log.seen) as source:
         assert not source.watching
         for i in range(20):
-            (inbox / f"p{i:02d}.png").write_bytes(_png(100 + i, 48))
-        parts = _take_all(source, log, 20)
+            (inbox / f"p{i:02d}.png").write_bytes(png_bytes(100 + i, 48))
+        parts = take_parts(source, log, 20)
         status = source.status()
     assert sorted(Path(p.source_ref).name for p in parts) == [f"p{i:02d}.png" for i in range(20)]
     assert status.online and status.parts == 20 and "polling" in status.message
 
 
 def test_released_part_is_offered_again(inbox: Path) -> None:
-    log = _Log()
+    log = DecisionLog()
     with HotFolderSource(inbox, settle_s=0.1, seen=log.seen) as source:
-        (inbox / "a.png").write_bytes(_png(8))
+        (inbox / "a.png").write_bytes(png_bytes(8))
         part = source.next_part(3.0)
         assert part is not None
         source.release(part)  # e.g. the disk was full: the file stays in the inbox
@@ -237,7 +174,7 @@ def test_unreachable_inbox_is_reported_and_recovers(tmp_path: Path) -> None:
             time.sleep(0.02)
         assert not source.status().online and "unreachable" in source.status().message
         moved.rename(inbox)
-        (inbox / "back.png").write_bytes(_png(9))
+        (inbox / "back.png").write_bytes(png_bytes(9))
         part = source.next_part(3.0)
     assert part is not None and source.status().online
 
@@ -245,7 +182,7 @@ def test_unreachable_inbox_is_reported_and_recovers(tmp_path: Path) -> None:
 def test_close_leaves_no_thread_behind(inbox: Path) -> None:
     before = set(threading.enumerate())
     source = HotFolderSource(inbox, settle_s=0.1)
-    (inbox / "a.png").write_bytes(_png(10))
+    (inbox / "a.png").write_bytes(png_bytes(10))
     assert source.next_part(3.0) is not None
     source.close()
     source.close()
