@@ -19,6 +19,17 @@ def write_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
     os.replace(tmp, path)
 
 
+def fsync_dir(directory: Path) -> None:
+    """Sync a folder's entries (new names, renames) to disk; a no-op on Windows."""
+    if os.name == "nt":  # directories cannot be opened for syncing; NTFS journals renames
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

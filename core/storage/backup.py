@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from core.common.fileio import fsync_dir
 from core.storage.records import ChainHead
 
 
@@ -72,7 +73,7 @@ def backup_sqlite_file(source: Path, destination: Path) -> Path:
     with open(partial, "rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(partial, destination)
-    _fsync_dir(destination.parent)
+    fsync_dir(destination.parent)
     return destination
 
 
@@ -142,13 +143,3 @@ def _heads_of(database: Path) -> dict[str, ChainHead]:
     finally:
         connection.close()
     return {name: ChainHead(seq=int(seq), hash=str(head_hash)) for name, seq, head_hash in rows}
-
-
-def _fsync_dir(directory: Path) -> None:
-    if os.name == "nt":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

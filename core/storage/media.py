@@ -8,7 +8,6 @@ file, never a row without its heatmap. Rows hold paths relative to the media roo
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from core.common.fileio import write_atomic
+from core.common.fileio import fsync_dir, write_atomic
 from core.common.types import Part
 
 _log = logging.getLogger(__name__)
@@ -169,14 +168,3 @@ def _make_dirs_durable(folder: Path) -> None:
     for directory in reversed(missing):
         directory.mkdir(exist_ok=True)
         fsync_dir(directory.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    """Sync a folder's entries (new names, renames) to disk; a no-op on Windows."""
-    if os.name == "nt":  # directories cannot be opened for syncing; NTFS journals renames
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
