@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "core.cli.inference",  # predict, export, bench
     "core.cli.storage",  # log, verify-log, report, backup, prune, users, shifts, review, keep
     "core.cli.sources",  # probe
+    "core.cli.doctor",  # doctor
 )
 
 
