@@ -321,6 +321,8 @@ def runtime_checks(*, gui: bool = True, qt_plugin: Path | None = None) -> list[C
         check_opencv(),
     ]
     if gui:
-        checks.append(check_qt_libraries(qt_plugin if qt_plugin is not None else xcb_plugin_path()))
-        checks.append(check_display())
+        plugin = qt_plugin if qt_plugin is not None else xcb_plugin_path()
+        checks.append(check_qt_libraries(plugin))
+        if plugin is not None:  # without PySide6 there is no window to open anyway
+            checks.append(check_display())
     return checks
