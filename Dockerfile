@@ -23,7 +23,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY core core
 COPY inspector_gui inspector_gui
-RUN pip install --no-cache-dir . && useradd --create-home --uid 1000 inspector \
+RUN pip install --no-cache-dir ".[train,gui]" && useradd --create-home --uid 1000 inspector \
  && mkdir -p /data && chown inspector /data
 
 USER inspector

@@ -28,7 +28,7 @@ echo "installing into $PREFIX"
 "$PYTHON" -m venv "$PREFIX/venv"
 "$PREFIX/venv/bin/python" -m pip install --quiet --upgrade pip
 "$PREFIX/venv/bin/python" -m pip install --quiet $TORCH_PINS
-"$PREFIX/venv/bin/python" -m pip install --quiet "$SRC"
+"$PREFIX/venv/bin/python" -m pip install --quiet "$SRC[train,gui]"
 
 mkdir -p "$BIN_DIR"
 ln -sf "$PREFIX/venv/bin/inspector" "$BIN_DIR/inspector"

@@ -85,9 +85,18 @@ USER_ERRORS = (
 _OS_USER_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
+# Packages of the optional extras: missing one is an install choice, not a bug.
+EXTRA_OF_MODULE = {
+    "torch": "train", "torchvision": "train", "pytorch_grad_cam": "train", "onnx": "train",
+    "sklearn": "train", "matplotlib": "train", "safetensors": "train",
+    "PySide6": "gui", "pyqtgraph": "gui", "paho": "mqtt", "psycopg": "postgres", "harvesters": "genicam",
+}  # fmt: skip
+
+
 def is_user_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is for the user to fix (bad input, missing file, refused bundle, full disk)."""
-    if isinstance(exc, _OS_USER_ERRORS):
+    """Whether ``exc`` is for the user to fix (bad input, missing file, refused bundle, full disk,
+    a command that needs an extra that this install left out)."""
+    if isinstance(exc, _OS_USER_ERRORS) or _missing_extra(exc) is not None:
         return True
     for module_name, class_name in USER_ERRORS:
         kind = getattr(sys.modules.get(module_name), class_name, None)
@@ -98,7 +107,10 @@ def is_user_error(exc: BaseException) -> bool:
 
 def user_message(exc: BaseException) -> str:
     """``exc`` as one line for the user."""
-    if isinstance(exc, OSError) and exc.filename is not None:
+    extra = _missing_extra(exc)
+    if extra is not None:
+        text = f"this needs {exc.name}, which this install leaves out: pip install 'inspector[{extra}]'"  # type: ignore[attr-defined]
+    elif isinstance(exc, OSError) and exc.filename is not None:
         text = f"{exc.strerror or exc}: {exc.filename}"
     elif type(exc).__name__ == "ValidationError" and hasattr(exc, "errors"):  # pydantic's
         problems = [f"{'.'.join(str(x) for x in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()]
@@ -106,6 +118,13 @@ def user_message(exc: BaseException) -> str:
     else:
         text = str(exc) or type(exc).__name__
     return " ".join(text.split())
+
+
+def _missing_extra(exc: BaseException) -> str | None:
+    """The extra whose package ``exc`` (a ModuleNotFoundError) misses, or None."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    return EXTRA_OF_MODULE.get(exc.name.partition(".")[0])
 
 
 if __name__ == "__main__":

@@ -104,3 +104,24 @@ def test_a_mistyped_number_is_refused_by_the_parser(capsys: pytest.CaptureFixtur
         main(["generate", "out", "--size", "16"])
     assert exit_.value.code == 2
     assert "argument --size: 16 is out of range (must be >= 32)" in capsys.readouterr().err
+
+
+_WITHOUT_TRAINING_EXTRA = """
+import runpy, sys
+for name in ("torch", "torchvision", "pytorch_grad_cam", "onnx", "sklearn", "matplotlib", "safetensors"):
+    sys.modules[name] = None  # as on a station installed without the [train] extra
+sys.argv = ["inspector", *sys.argv[1:]]
+runpy.run_module("core.cli", run_name="__main__")
+"""
+
+
+def test_a_command_needing_a_left_out_extra_names_the_extra(pair_data: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_TRAINING_EXTRA, "train", str(pair_data), "--out", str(tmp_path / "run"),
+         "--arch", "tiny_cnn", "--epochs", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, env=dict(os.environ, INSPECTOR_TRACEBACK=""),
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install 'inspector[train]'" in lines[-1], result.stderr
+    assert "Traceback" not in result.stderr
