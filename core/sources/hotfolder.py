@@ -238,8 +238,9 @@ class HotFolderSource:
         rejected = decision.verdict is Verdict.NOT_INSPECTED
         target = self._move(item, self.rejected_dir if rejected else self.processed_dir, tag=part.part_id)
         if target is not None and rejected and item.unreadable and part.error == item.error:
-            self._returns.append(("rejected", item.path, item.key, target, ""))  # watch it grow
-            self._wake.set()
+            # Watched at once (and so written down) from here: a station killed right after the
+            # move must leave the file on the list the next station resumes.
+            self._regrow.add(target, item.path.name, item.key, time.monotonic())
 
     def release(self, part: Part) -> None:
         item = self._forget(part)
@@ -408,6 +409,7 @@ class HotFolderSource:
     def _run(self) -> None:
         next_scan = 0.0
         try:
+            self._regrow.resume(time.monotonic())
             while not self._stopping.is_set():
                 self._wake.clear()
                 now = time.monotonic()
@@ -441,8 +443,6 @@ class HotFolderSource:
                 self._known.pop(path, None)  # found again by the next scan and settled anew
             elif what == "stuck" and key is not None and where is not None:
                 self._stuck.add(path, key, where, tag, now)
-            elif what == "rejected" and key is not None and where is not None:
-                self._regrow.add(where, path.name, key, now)
 
     def _take_hints(self, now: float) -> None:
         while self._hints:

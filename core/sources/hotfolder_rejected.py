@@ -4,27 +4,37 @@
 that paused for longer than the settle time and the truncation grace together. On POSIX the
 writer keeps writing into the moved file, so the file grows in ``rejected/``. Such a file is
 watched for a while; once it grew and then stayed unchanged for the settle time it is moved back
-into the inbox and inspected as a new part (its first row still says what was seen then).
+into the inbox and inspected as a new part (its first row still says what was seen then). The
+watch list is kept on disk (``inbox/.inspector/rejected-watch.json``, what each file looked like
+when it was rejected, with the wall-clock end of its watch), so a station that is killed or
+restarted while a writer is still paused goes on watching: a file that grew in the meantime comes
+back after the restart.
 
 ``StuckMoves``: a file whose row is committed but whose move failed (a read-only inbox, no
 permission) is tried again now and then, so the inbox empties once the cause is fixed.
 
-Both run on the hot folder's background thread only.
+``StuckMoves`` runs on the hot folder's background thread only; ``RegrowWatch`` is also told of
+a rejection by the station's thread (a lock guards it).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.common.fileio import write_atomic
 from core.common.types import new_part_id
 from core.sources.hotfolder_files import Key, key_of, lkey_of, tagged_name
 
 log = logging.getLogger("core.sources.hotfolder")
 
 _MOST_WATCHED = 1000  # a flood of broken files must not make every scan slow
+WATCH_FILE = ".inspector/rejected-watch.json"  # beside the inbox lock: not a file of the inbox
 
 
 @dataclass(slots=True)
@@ -49,19 +59,73 @@ class RegrowWatch:
         self.watch_s = watch_s
         self.settle_s = settle_s
         self._watched: dict[Path, _Watched] = {}
+        self._saved: list[tuple[str, str, Key]] | None = None  # what the file on disk says
+        self._lock = threading.Lock()
 
     def add(self, rejected: Path, name: str, key: Key, now: float) -> None:
         if self.watch_s <= 0:
             return
-        if len(self._watched) >= _MOST_WATCHED:
-            del self._watched[next(iter(self._watched))]  # the oldest
-        self._watched[rejected] = _Watched(name=name, key=key, until=now + self.watch_s)
+        with self._lock:
+            if len(self._watched) >= _MOST_WATCHED:
+                del self._watched[next(iter(self._watched))]  # the oldest
+            self._watched[rejected] = _Watched(name=name, key=key, until=now + self.watch_s)
+            self._save(now)
+
+    def resume(self, now: float) -> None:
+        """Take up the watch list an earlier station left (killed or stopped while watching).
+
+        A listed file whose size or time stamp differ from what was recorded grew meanwhile: it
+        counts as changed now, and comes back once it has settled.
+        """
+        try:
+            entries = json.loads((self.inbox / WATCH_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # none, or unreadable: nothing to resume (the files stay in rejected/)
+        with self._lock:
+            self._resume(entries, now)
+
+    def _resume(self, entries: object, now: float) -> None:
+        wall = time.time()
+        for entry in entries if isinstance(entries, list) else []:
+            try:
+                path, name, key = Path(entry["path"]), str(entry["name"]), (int(entry["size"]), int(entry["mtime_ns"]))
+                left_s = float(entry["until"]) - wall
+            except (KeyError, TypeError, ValueError):
+                continue
+            current = key_of(path)
+            if current is None or (left_s <= 0 and current == key):
+                continue
+            watched = _Watched(name=name, key=key, until=now + max(left_s, 0.0))
+            if current != key:
+                watched.key, watched.changed_at = current, now
+            self._watched[path] = watched
+        self._save(now)
+
+    def _save(self, now: float) -> None:
+        """Write the watch list where the next station finds it (only when it changed)."""
+        wall = time.time()
+        entries = [
+            {"path": str(p), "name": w.name, "size": w.key[0], "mtime_ns": w.key[1], "until": wall + w.until - now}
+            for p, w in self._watched.items()
+        ]
+        summary = [(e["path"], e["name"], (e["size"], e["mtime_ns"])) for e in entries]
+        if summary == self._saved:
+            return
+        try:
+            write_atomic(self.inbox / WATCH_FILE, json.dumps(entries).encode("utf-8"))
+            self._saved = summary  # type: ignore[assignment]
+        except OSError as exc:  # a read-only inbox: the watch still works until a restart
+            log.debug("cannot keep the rejected files' watch list: %s", exc)
 
     def __len__(self) -> int:
         return len(self._watched)
 
     def check(self, now: float) -> list[Path]:
         """Move grown and settled files back into the inbox; returns where they went."""
+        with self._lock:
+            return self._check(now)
+
+    def _check(self, now: float) -> list[Path]:
         back: list[Path] = []
         for path, watched in list(self._watched.items()):
             key = key_of(path)
@@ -86,6 +150,7 @@ class RegrowWatch:
                 back.append(target)
             elif watched.changed_at is None and now >= watched.until:
                 del self._watched[path]
+        self._save(now)
         return back
 
 

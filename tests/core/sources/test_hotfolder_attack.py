@@ -69,6 +69,26 @@ def test_file_that_grows_after_it_was_rejected_comes_back_and_is_inspected(inbox
     assert not (inbox / "rejected" / "slow.png").exists()
 
 
+def test_a_file_that_grows_while_the_station_is_down_comes_back_after_the_restart(inbox: Path) -> None:
+    """The watch on rejected/ outlives the station: rejected as truncated, the station stops (a
+    crash or a restart), the writer finishes into rejected/, the next station brings it back."""
+    data = png_bytes(6, 256)
+    log = DecisionLog()
+    with open(inbox / "paused.png", "wb") as fh:
+        fh.write(data[: len(data) // 3])
+        fh.flush()
+        with HotFolderSource(inbox, settle_s=0.1, truncated_grace_s=0.2, watch=False, seen=log.seen) as first:
+            rejected = take_parts(first, log, 1, extra_s=0.0)
+        assert [("truncated" in (p.error or "")) for p in rejected] == [True]
+        assert (inbox / "rejected" / "paused.png").is_file()
+        fh.write(data[len(data) // 3 :])  # finished while no station runs
+    with HotFolderSource(inbox, settle_s=0.1, truncated_grace_s=0.2, watch=False, seen=log.seen) as second:
+        later = take_parts(second, log, 1)
+    assert [(p.error, p.image is not None) for p in later] == [(None, True)]
+    assert (inbox / "processed" / "paused.png").read_bytes() == data
+    assert not (inbox / "rejected" / "paused.png").exists()
+
+
 def test_a_rejected_file_that_never_grows_stays_rejected(inbox: Path) -> None:
     log = DecisionLog()
     with HotFolderSource(inbox, settle_s=0.1, truncated_grace_s=0.1, watch=False, seen=log.seen) as source:
