@@ -7,6 +7,7 @@ SQLAlchemy when only one light module of it is wanted (``inspector --help`` stay
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,7 +24,9 @@ def lazy_exports(package: str, names: Mapping[str, str]) -> tuple[Callable[[str]
         module = names.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        return getattr(importlib.import_module(f"{package}.{module}"), name)
+        value = getattr(importlib.import_module(f"{package}.{module}"), name)
+        setattr(sys.modules[package], name, value)  # once imported, a plain attribute
+        return value
 
     def __dir__() -> list[str]:
         return sorted(names)

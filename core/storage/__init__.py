@@ -8,8 +8,9 @@ itself loads nothing heavy: the names below are imported on first use, so that t
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from core.common.lazy import lazy_exports
 
 if TYPE_CHECKING:  # the explicit re-exports type checkers see
     from core.storage.db import make_engine as make_engine
@@ -32,35 +33,28 @@ if TYPE_CHECKING:  # the explicit re-exports type checkers see
     from core.storage.records import User as User
     from core.storage.writing import Entry as Entry
 
-_WHERE = {
-    "make_engine": "core.storage.db",
-    "DuplicatePartError": "core.storage.errors",
-    "NotAllowedError": "core.storage.errors",
-    "StorageError": "core.storage.errors",
-    "Entry": "core.storage.writing",
-    "VisualLog": "core.storage.log",
-    "ChainHead": "core.storage.records",
-    "ChainVerification": "core.storage.records",
-    "DecisionRecord": "core.storage.records",
-    "HourCount": "core.storage.records",
-    "MediaProblem": "core.storage.records",
-    "MediaVerification": "core.storage.records",
-    "ModelInfo": "core.storage.records",
-    "Review": "core.storage.records",
-    "ReviewOutcome": "core.storage.records",
-    "Role": "core.storage.records",
-    "ShiftDefinition": "core.storage.records",
-    "ThresholdChange": "core.storage.records",
-    "User": "core.storage.records",
-}
-
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'core.storage' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # once imported, a plain attribute
-    return value
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "make_engine": "db",
+        "DuplicatePartError": "errors",
+        "NotAllowedError": "errors",
+        "StorageError": "errors",
+        "Entry": "writing",
+        "VisualLog": "log",
+        "ChainHead": "records",
+        "ChainVerification": "records",
+        "DecisionRecord": "records",
+        "HourCount": "records",
+        "MediaProblem": "records",
+        "MediaVerification": "records",
+        "ModelInfo": "records",
+        "Review": "records",
+        "ReviewOutcome": "records",
+        "Role": "records",
+        "ShiftDefinition": "records",
+        "ThresholdChange": "records",
+        "User": "records",
+    },
+)
+__all__ = sorted(__dir__())
