@@ -176,27 +176,8 @@ def _prepare(context: LogContext, entry: Entry, model_hash: str | None) -> _Prep
     station = context.station
 
     def link(seq: int, previous: str) -> str:
-        return decision_hash(
-            previous,
-            station=station,
-            seq=seq,
-            part_id=part_id,
-            created_at=created_at,
-            source_ref=part.source_ref,
-            content_hash=content_hash,
-            verdict=verdict.value,
-            score=score,
-            threshold=threshold,
-            reason=reason,
-            latency_ms=latency_ms,
-            model_hash=model_hash,
-            image_path=image_path,
-            heatmap_path=heatmap_path,
-            media_bytes=media_bytes,
-            hash_version=HASH_VERSION,
-            image_sha256=image_sha256,
-            heatmap_sha256=heatmap_sha256,
-        )
+        # The row's own values are what the hash covers (the columns are the hash's fields).
+        return decision_hash(previous, station=station, seq=seq, model_hash=model_hash, **values)
 
     files: list[tuple[str, bytes]] = []
     if image_path is not None and image is not None:
