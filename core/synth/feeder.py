@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -13,6 +14,11 @@ from core.synth.dataset import encode_png
 from core.synth.parts import part_image
 
 __all__ = ["feed_hot_folder"]
+
+log = logging.getLogger(__name__)
+
+# How often a feeder whose hot folder has gone retries, like a camera's transfer software would.
+_RETRY_S = 0.5
 
 _FEEDER_LABEL_SALT = 2  # SeedSequence key for the feeder's good/bad draw; 0 and 1 are images
 
@@ -49,6 +55,11 @@ def feed_hot_folder(
         start_index: Index of the first part, to continue an earlier run without reusing names.
         stop: Set it to end the feed early; waiting between parts wakes up at once.
 
+    When the inbox disappears (deleted, an unmounted share) the feeder keeps the part it was
+    writing and retries every half second until the folder is back or ``stop`` is set, as a
+    camera's transfer software does; it never recreates the folder, so the station sees the
+    outage.
+
     Returns:
         The number of parts written.
 
@@ -81,11 +92,37 @@ def feed_hot_folder(
         defective = _feeder_part_is_bad(seed, index, bad_fraction)
         image, _spec = part_image(seed, index, defective=defective, size=size)
         name = f"part_{index:06d}_{'bad' if defective else 'good'}.png"
-        tmp = inbox / f".{name}.tmp"
-        tmp.write_bytes(encode_png(image))
-        os.replace(tmp, inbox / name)
+        if not _write_when_possible(inbox, name, encode_png(image), stop):
+            break
         written += 1
     return written
+
+
+def _write_when_possible(inbox: Path, name: str, data: bytes, stop: threading.Event | None) -> bool:
+    """Write one part (temp file, then rename); wait while the inbox is missing.
+
+    Returns False when ``stop`` was set before the part could be written.
+    """
+    tmp = inbox / f".{name}.tmp"
+    outage = False
+    while True:
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, inbox / name)
+        except FileNotFoundError:
+            tmp.unlink(missing_ok=True)
+            if not outage:
+                log.warning("hot folder %s is missing; waiting for it to come back", inbox)
+                outage = True
+            if stop is not None:
+                if stop.wait(_RETRY_S):
+                    return False
+            else:
+                time.sleep(_RETRY_S)
+            continue
+        if outage:
+            log.warning("hot folder %s is back; feeding again", inbox)
+        return True
 
 
 def _feeder_part_is_bad(seed: int, index: int, bad_fraction: float) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -340,3 +341,34 @@ def test_feeder_with_stop_already_set_writes_nothing(tmp_path: Path) -> None:
 def test_feeder_rejects_bad_arguments(tmp_path: Path, kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         feed_hot_folder(tmp_path, **kwargs)  # type: ignore[arg-type]
+
+
+def test_feeder_waits_while_the_hot_folder_is_gone_and_goes_on_when_it_is_back(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    stop = threading.Event()
+    result: list[int] = []
+    feeder = threading.Thread(
+        target=lambda: result.append(feed_hot_folder(inbox, rate_hz=20.0, count=40, size=32, stop=stop))
+    )
+    feeder.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(list(inbox.glob("part_*.png"))) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        shutil.rmtree(inbox)
+        time.sleep(0.6)
+        assert feeder.is_alive(), "the feeder died when its hot folder went away"
+        assert not inbox.exists(), (
+            "the feeder must not recreate the folder (the station would miss the outage)"
+        )
+        inbox.mkdir()
+        feeder.join(timeout=20)
+    finally:
+        stop.set()
+        feeder.join(timeout=5)
+    assert result == [40], "the feeder did not write every part"
+    names = sorted(p.name for p in inbox.glob("part_*.png"))
+    # Every part written after the folder came back is there, none twice, none half-written.
+    assert len(names) == len(set(names))
+    assert names[-1].startswith("part_000039_")
+    assert not list(inbox.glob(".*.tmp"))
