@@ -17,11 +17,13 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QButtonGroup,
     QCheckBox,
     QFrame,
     QGridLayout,
@@ -29,6 +31,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QPushButton,
+    QStackedWidget,
     QStatusBar,
     QVBoxLayout,
     QWidget,
@@ -156,14 +159,23 @@ class StationWindow(QMainWindow):
         self.alarm_label.hide()
         root.addWidget(self.alarm_label)
 
+        # The live screen is page 0 and the default; other pages (supervisor log-in, threshold,
+        # history, trends) are added with add_page. Header and alarm line stay on every page.
+        self.pages = QStackedWidget(central)
+        self.live_page = QWidget(self.pages)
+        self.live_page.setObjectName("livePage")
+        live = QVBoxLayout(self.live_page)
+        live.setContentsMargins(0, 0, 0, 0)
+        live.setSpacing(0)
         body = QHBoxLayout()
         body.setContentsMargins(16, 16, 16, 8)
         body.setSpacing(16)
         body.addWidget(self._build_part_panel(), 1)
         body.addWidget(self._build_side_panel(), 0)
-        root.addLayout(body, 1)
-
-        root.addWidget(self._build_history_panel())
+        live.addLayout(body, 1)
+        live.addWidget(self._build_history_panel())
+        self.pages.addWidget(self.live_page)
+        root.addWidget(self.pages, 1)
 
         status = QStatusBar(self)
         status.setSizeGripEnabled(False)
@@ -191,11 +203,37 @@ class StationWindow(QMainWindow):
         self._header_source.setObjectName("headerMuted")
         self._clock = QLabel("")
         self._clock.setObjectName("clock")
+        # Page navigation: slim buttons in the header, shown once there is more than the live page.
+        self._nav = QWidget(header)
+        self._nav_layout = QHBoxLayout(self._nav)
+        self._nav_layout.setContentsMargins(0, 0, 0, 0)
+        self._nav_layout.setSpacing(4)
+        self._nav_group = QButtonGroup(self)
+        self._nav_group.setExclusive(True)
+        self._nav_buttons: list[QPushButton] = []
+        self._add_nav_button("Live", "F1")
+        self._nav_buttons[0].setChecked(True)
+        self._nav.hide()
         layout.addWidget(brand)
         layout.addWidget(self._station_label)
         layout.addWidget(self._header_source, 1)
+        layout.addWidget(self._nav)
         layout.addWidget(self._clock)
         return header
+
+    def _add_nav_button(self, title: str, shortcut: str | None) -> QPushButton:
+        index = len(self._nav_buttons)
+        button = QPushButton(title, self._nav)
+        button.setObjectName("nav")
+        button.setCheckable(True)
+        button.setToolTip(f"{title} ({shortcut})" if shortcut else title)
+        button.clicked.connect(partial(self._on_nav_button_clicked, index))
+        self._nav_group.addButton(button, index)
+        self._nav_layout.addWidget(button)
+        self._nav_buttons.append(button)
+        if shortcut:
+            QShortcut(QKeySequence(shortcut), self, activated=partial(self._on_nav_button_clicked, index))
+        return button
 
     def _build_part_panel(self) -> QFrame:
         panel = QFrame(self)
@@ -324,6 +362,46 @@ class StationWindow(QMainWindow):
         wrapper_layout.setContentsMargins(16, 0, 16, 12)
         wrapper_layout.addWidget(panel)
         return wrapper
+
+    # -- pages ------------------------------------------------------------------------------------
+    def add_page(self, title: str, widget: QWidget, *, shortcut: str | None = None) -> None:
+        """Add a page after the live screen, reached by a header button (and ``shortcut``).
+
+        Args:
+            title: the button's text, e.g. ``"Supervisor"``.
+            widget: the page; the window takes ownership of it.
+            shortcut: a key sequence such as ``"F2"`` or ``"Ctrl+H"`` that opens the page.
+        """
+        if self.pages.indexOf(widget) != -1:
+            raise ValueError(f"page {title!r} was already added")
+        self.pages.addWidget(widget)
+        self._add_nav_button(title, shortcut)
+        self._nav.show()
+
+    def show_live(self) -> None:
+        """Return to the live screen (page 0)."""
+        self._show_page(0)
+
+    def show_page(self, widget: QWidget) -> None:
+        """Open a page added with :meth:`add_page` (or the live page)."""
+        index = self.pages.indexOf(widget)
+        if index == -1:
+            raise ValueError("not a page of this window")
+        self._show_page(index)
+
+    @property
+    def current_page(self) -> QWidget:
+        return self.pages.currentWidget()
+
+    def _show_page(self, index: int) -> None:
+        self.pages.setCurrentIndex(index)
+        self._nav_buttons[index].setChecked(True)
+        if index == 0:
+            self._dirty = True
+
+    @Slot(int)
+    def _on_nav_button_clicked(self, index: int) -> None:
+        self._show_page(index)
 
     # -- public state ---------------------------------------------------------------------------
     @property

@@ -204,6 +204,16 @@ QPushButton#live[live="false"] {{
     color: #1a1400;
     border-color: {NOT_INSPECTED};
 }}
+QPushButton#nav {{
+    padding: 4px 14px;
+    font-size: 14px;
+    border-radius: 6px;
+}}
+QPushButton#nav:checked {{
+    background: {ACCENT};
+    color: #ffffff;
+    border-color: {ACCENT};
+}}
 
 /* status bar */
 QStatusBar {{

@@ -311,3 +311,31 @@ def test_an_unexpected_worker_stop_raises_an_alarm(qtbot):
     assert window.alarm_label.isVisible()
     assert "Inspection stopped" in window.alarm_text
     assert window._status_worker.text() == "worker STOPPED"
+
+
+def test_pages_are_added_after_the_live_screen_and_reached_by_button_and_shortcut(qtbot):
+    from PySide6.QtWidgets import QLabel, QPushButton
+
+    window = StationWindow()
+    qtbot.addWidget(window)
+    window.show()
+    assert window.current_page is window.live_page
+    nav = [b for b in window.findChildren(QPushButton) if b.objectName() == "nav"]
+    assert not any(b.isVisible() for b in nav)  # only the live page: no navigation shown
+    page = QLabel("supervisor page")
+    window.add_page("Supervisor", page, shortcut="F2")
+    buttons = {b.text(): b for b in window.findChildren(QPushButton) if b.objectName() == "nav"}
+    assert set(buttons) == {"Live", "Supervisor"} and buttons["Supervisor"].isVisible()
+    qtbot.mouseClick(buttons["Supervisor"], Qt.MouseButton.LeftButton)
+    assert window.current_page is page and buttons["Supervisor"].isChecked()
+    window.show_live()
+    assert window.current_page is window.live_page and buttons["Live"].isChecked()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=3000)  # window shortcuts need an active window
+    qtbot.keyClick(window, Qt.Key.Key_F2)
+    assert window.current_page is page
+    qtbot.keyClick(window, Qt.Key.Key_F1)
+    assert window.current_page is window.live_page
+    with pytest.raises(ValueError):
+        window.add_page("Again", page)
+    window.close()
