@@ -23,22 +23,30 @@ from typing import Any, Self
 import numpy as np
 from sqlalchemy import Engine
 
+import core.storage.alarms as alarm_log
 import core.storage.anchors as anchors
+import core.storage.auth as auth
 import core.storage.heads as heads
+import core.storage.history as history
 import core.storage.media_check as media_check
 import core.storage.model_versions as model_versions
 import core.storage.queries as queries
 import core.storage.reviews as reviews
 import core.storage.shifts as shift_plans
 import core.storage.thresholds as thresholds
+import core.storage.trend_queries as trend_queries
 import core.storage.users as users
 import core.storage.writing as writing
 from core.common import paths
 from core.common.types import Decision, Inspection, Part, Verdict
+from core.storage.alarms import AlarmEvent, AlarmRecord
+from core.storage.auth import Actor
 from core.storage.context import LogContext, open_context, utc_now
+from core.storage.history import HistoryPage, HistoryQuery
 from core.storage.media import load_heatmap, media_path
 from core.storage.orphans import clean_orphans
 from core.storage.records import (
+    AccessEvent,
     ChainHead,
     ChainVerification,
     DecisionRecord,
@@ -53,6 +61,7 @@ from core.storage.records import (
 )
 from core.storage.retention import RetentionPolicy, RetentionResult, apply_retention
 from core.storage.statistics import refresh_statistics
+from core.storage.trend_queries import Trend
 from core.storage.writing import Entry
 
 __all__ = ["Entry", "VisualLog"]
@@ -189,32 +198,39 @@ class VisualLog:
         old: float | None,
         new: float,
         *,
-        user: str,
+        actor: Actor,
         reason: str,
         model_hash: str | None = None,
         model_name: str | None = None,
+        evidence: Mapping[str, Any] | None = None,
     ) -> ThresholdChange:
         """Record that this station's threshold changed; the next decisions carry ``new``.
 
         Args:
             old: The threshold in force until now; None when the station had none recorded.
             new: The threshold in force from now on, 0..1.
-            user: Who changed it: a registered supervisor or admin (``system`` for the station's
-                own start-up setting).
+            actor: Who changed it, logged in (``authenticate``) with a role that may; the
+                station's own start-up setting is ``auth.system_actor``'s.
             reason: Why, in the user's words; required.
             model_hash: The model the threshold applies to (SHA-256 hex), when known.
             model_name: A readable name for that model.
+            evidence: The what-if figures shown before the change (JSON-able), kept with it.
 
         Raises:
-            NotAllowedError: The user is unknown, inactive, or not a supervisor or admin.
+            NotAllowedError: ``actor`` may not change a threshold; the refusal is recorded.
             ValueError: A threshold outside 0..1 or an empty reason.
             StorageError: As for ``record``; nothing is recorded.
         """
         return thresholds.record_threshold_change(
-            self._open(), old, new, user=user, reason=reason, model_hash=model_hash, model_name=model_name
+            self._open(), old, new, actor=actor, reason=reason, model_hash=model_hash, model_name=model_name,
+            evidence=dict(evidence) if evidence is not None else None,
         )
 
-    def review(self, part_id: str, *, verdict: Verdict, user: str, comment: str | None = None) -> Review:
+    def current_threshold(self) -> float | None:
+        """This station's threshold as last recorded (cheap: the running station asks every second)."""
+        return thresholds.current_threshold(self._open())
+
+    def review(self, part_id: str, *, verdict: Verdict, actor: Actor, comment: str | None = None) -> Review:
         """Record a supervisor's confirmation or override of a decision, as a new linked row.
 
         The decision itself is never changed. A review joins the chain of the decision's
@@ -224,45 +240,76 @@ class VisualLog:
             part_id: The decision reviewed.
             verdict: What the supervisor says the part is (good or bad). The same verdict as the
                 model's confirms it; another overrides it.
-            user: A registered supervisor or admin.
+            actor: A logged-in user whose role may review.
             comment: Optional note.
 
         Raises:
             KeyError: No decision with this part id.
-            NotAllowedError: The user may not review.
+            NotAllowedError: ``actor`` may not review; the refusal is recorded.
             ValueError: ``verdict`` is not good or bad.
             StorageError: As for ``record``.
         """
-        return reviews.review(self._open(), part_id, verdict, user, comment)
+        return reviews.review(self._open(), part_id, verdict, actor, comment)
 
-    def keep(self, part_id: str, *, user: str, reason: str) -> None:
+    def keep(self, part_id: str, *, actor: Actor, reason: str) -> None:
         """Mark a decision so that retention never removes it (nor its image and heatmap).
 
         Raises:
             KeyError: No decision with this part id.
-            NotAllowedError: The user is not a supervisor or admin.
+            NotAllowedError: ``actor`` may not keep decisions; the refusal is recorded.
             ValueError: An empty reason.
         """
-        reviews.keep(self._open(), part_id, user, reason)
+        reviews.keep(self._open(), part_id, actor, reason)
 
     # ------------------------------------------------------------------ users, models, shifts
 
-    def add_user(self, name: str, *, role: Role | str, display_name: str | None = None) -> User:
-        """Register a user. Users are configuration: they may later be deactivated, never removed.
+    def add_user(
+        self,
+        name: str,
+        *,
+        role: Role | str,
+        display_name: str | None = None,
+        password: str | None = None,
+        actor: Actor | None = None,
+    ) -> User:
+        """Register a user (configuration: deactivated later, never removed); ``actor`` may manage
+        users, or is None for the first admin while ``needs_admin()`` (see ``core.storage.users``).
 
         Raises:
-            ValueError: The name is empty or taken, or the role unknown.
+            NotAllowedError: ``actor`` may not manage users (recorded).
+            ValueError: The name is empty or taken, the role unknown, the password too short.
         """
-        return users.add_user(self._open(), name, role, display_name)
+        return users.add_user(self._open(), name, role, display_name, password=password, actor=actor)
 
-    def set_user_active(self, name: str, active: bool) -> None:
+    def set_user_active(self, name: str, active: bool, *, actor: Actor) -> None:
         """Deactivate (or reactivate) a user; their past records keep naming them.
 
         Raises:
+            NotAllowedError: ``actor`` may not manage users (recorded).
             ValueError: The user is the system user.
             KeyError: No such user.
         """
-        users.set_user_active(self._open(), name, active)
+        users.set_user_active(self._open(), name, active, actor)
+
+    def authenticate(self, name: str, password: str) -> Actor:
+        """Check a password; the ``Actor`` returned is what record-changing calls take (``core.storage.auth``).
+
+        Raises:
+            NotAllowedError: Wrong name or password (recorded; the message never says which).
+        """
+        return auth.authenticate(self._open(), name, password)
+
+    def set_password(self, name: str, password: str, *, actor: Actor) -> None:
+        """Set a user's password (their own, or anyone's by an admin); see ``auth.set_password``."""
+        auth.set_password(self._open(), name, password, actor)
+
+    def needs_admin(self) -> bool:
+        """True while no active admin can log in (the first-run step then creates one)."""
+        return auth.needs_admin(self._open())
+
+    def access_events(self, *, since: datetime | None = None, limit: int | None = 100) -> list[AccessEvent]:
+        """Log-ins, failed log-ins and refused actions of every station, newest first."""
+        return auth.access_events(self._open(), since, limit)
 
     def users(self) -> list[User]:
         """Every registered user, by name."""
@@ -290,9 +337,11 @@ class VisualLog:
         """The shifts of the plan in order of their start time; empty when none is configured."""
         return shift_plans.shift_plan(self._open())
 
-    def set_shift_plan(self, shifts: Sequence[ShiftDefinition]) -> None:
+    def set_shift_plan(self, shifts: Sequence[ShiftDefinition], *, actor: Actor) -> None:
         """Replace the shift plan (configuration; reports of past shifts use the plan given to them)."""
-        shift_plans.set_shift_plan(self._open(), shifts)
+        context = self._open()
+        auth.require(context, actor, auth.Permission.SHIFTS)
+        shift_plans.set_shift_plan(context, shifts)
 
     # ------------------------------------------------------------------ reading
 
@@ -358,6 +407,11 @@ class VisualLog:
         """Decisions per verdict for each UTC hour in ``[since, until)`` that has any, oldest first."""
         return queries.counts_per_hour(self._open(), since, until)
 
+    def trend(self, since: datetime, until: datetime, *, bucket_s: int = 300, score_bins: int = 20) -> Trend:
+        """This station's verdicts and latency per ``bucket_s`` interval and its score distribution
+        over ``[since, until)``, grouped in the database (see ``core.storage.trend_queries``)."""
+        return trend_queries.trend(self._open(), since, until, bucket_s=bucket_s, score_bins=score_bins)
+
     def records(self, since: datetime, until: datetime) -> Iterator[DecisionRecord]:
         """This station's decisions in ``[since, until)``, oldest first, with model name and newest review.
 
@@ -378,6 +432,26 @@ class VisualLog:
     def stations(self) -> list[str]:
         """Names of every station in the database."""
         return queries.stations(self._open())
+
+    def history(self, query: HistoryQuery, **where: Any) -> HistoryPage:
+        """A keyset page of decisions of every station matching ``query``, in its order.
+
+        ``where``: ``after=``/``before=`` a ``HistoryCursor`` of a page shown, or ``from_end=True``
+        for the last page; ``limit=`` rows (default 50). See ``core.storage.history``.
+        """
+        return history.page(self._open(), query, **where)
+
+    def history_count(self, query: HistoryQuery) -> int:
+        """How many decisions of every station match ``query``."""
+        return history.count(self._open(), query)
+
+    def record_alarm(self, kind: str, event: AlarmEvent | str, message: str, **more: Any) -> AlarmRecord:
+        """Append an alarm raised or acknowledged (``user=``, ``raised_at=``, ``at=``); see ``alarms``."""
+        return alarm_log.record_alarm(self._open(), kind=kind, event=event, message=message, **more)
+
+    def alarms(self, *, since: datetime | None = None, until: datetime | None = None) -> list[AlarmRecord]:
+        """This station's alarm events in ``[since, until)``, oldest first."""
+        return alarm_log.alarms(self._open(), since=since, until=until)
 
     # ------------------------------------------------------------------ the hash chain
 
@@ -424,16 +498,20 @@ class VisualLog:
         self,
         policy: RetentionPolicy | None = None,
         *,
-        user: str = "retention",
+        actor: Actor | None = None,
         now: datetime | None = None,
         dry_run: bool = False,
     ) -> RetentionResult:
         """Apply retention to this station: files first, then rows (see ``core.storage.retention``).
 
-        A run that removed decisions then refreshes the planner statistics, which a large
-        removal leaves stale.
+        ``actor`` None is the station's own scheduled retention (recorded as ``retention``). A run
+        that removed decisions then refreshes the planner statistics, which a large removal
+        leaves stale.
         """
         context = self._open()
+        if not dry_run:
+            auth.require(context, actor or auth.system_actor(context), auth.Permission.RETENTION)
+        user = actor.name if actor is not None else "retention"
         result = apply_retention(context, policy or RetentionPolicy(), user=user, now=now, dry_run=dry_run)
         if result.decisions and not result.dry_run:
             refresh_statistics(context.engine)

@@ -170,6 +170,12 @@ class DecisionRow(Base):
         Index("ix_decisions_station_verdict_time", "station_id", "verdict", "created_at"),
         Index("ix_decisions_station_score", "station_id", "score"),
         Index("ix_decisions_content_hash", "content_hash"),
+        # History review over every station (revision 0006): keyset pages, each sort order on
+        # an index that ends in the part id, the key's tie breaker.
+        Index("ix_decisions_time_part", "created_at", "part_id"),
+        Index("ix_decisions_verdict_time_part", "verdict", "created_at", "part_id"),
+        Index("ix_decisions_model_time_part", "model_version_id", "created_at", "part_id"),
+        Index("ix_decisions_score_part", "score", "part_id"),
     )
 
 
