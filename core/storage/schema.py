@@ -297,6 +297,26 @@ class PrunedRangeRow(Base):
     )
 
 
+# ---------------------------------------------------------------- revision 0004: alarms (issue 16)
+
+
+class AlarmEventRow(Base):
+    """An alarm raised at a station, or its acknowledgement by the operator. Append-only."""
+
+    __tablename__ = "alarm_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    station: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(32))
+    event: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    user_name: Mapped[str | None] = mapped_column(String(100))
+    raised_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_alarm_events_station_time", "station", "created_at"),)
+
+
 # Tables whose rows may be inserted but never changed; of decisions, only pruned rows may go.
 APPEND_ONLY_TABLES = (
     "decisions",
@@ -305,4 +325,5 @@ APPEND_ONLY_TABLES = (
     "keep_marks",
     "retention_runs",
     "pruned_ranges",
+    "alarm_events",
 )

@@ -78,6 +78,7 @@ _PG_TABLES = (
     ("model_versions", ""),
     ("stations", ""),
     ("shifts", ""),
+    ("alarm_events", ""),
 )
 
 
