@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "core.cli.training",  # train, evaluate
     "core.cli.inference",  # predict, export, bench
     "core.cli.storage",  # log, verify-log, report, backup, prune, users, shifts, review, keep
+    "core.cli.export",  # export-labelled
     "core.cli.sources",  # probe
     "core.cli.doctor",  # doctor
 )

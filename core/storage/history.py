@@ -121,6 +121,7 @@ class HistoryRow:
 
     decision: Decision
     model_name: str | None
+    image_sha256: str | None  # of the image file, as the chain records it (None before revision 0003)
     reviews: int  # how many reviews it has
     review_verdict: Verdict | None  # what the newest review says the part is
     review_outcome: ReviewOutcome | None
@@ -240,7 +241,7 @@ def page(
     column = DecisionRow.score if sort.by_score else DecisionRow.created_at
     downwards = sort.descending == forward
     order = (column.desc(), DecisionRow.part_id.desc()) if downwards else (column, DecisionRow.part_id)
-    statement = _where(_DECISIONS.add_columns(ModelVersion.name), query)
+    statement = _where(_DECISIONS.add_columns(ModelVersion.name, DecisionRow.image_sha256), query)
     cursor = after if after is not None else before
     if cursor is not None:
         statement = _keyset(statement, sort, cursor, forward)
@@ -253,7 +254,7 @@ def page(
             found.reverse()
         ids = [row[0] for row in found]
         reviews = _reviews_of(session, ids) if ids else {}
-    rows = tuple(_history_row(_to_decision(row), row[-1], reviews) for row in found)
+    rows = tuple(_history_row(_to_decision(row), row[-2], row[-1], reviews) for row in found)
     first = _cursor(rows[0].decision, sort) if rows else None
     last = _cursor(rows[-1].decision, sort) if rows else None
     if forward:
@@ -264,12 +265,16 @@ def page(
 
 
 def _history_row(
-    decision: Decision, model_name: str | None, reviews: dict[str, tuple[int, Verdict, ReviewOutcome]]
+    decision: Decision,
+    model_name: str | None,
+    image_sha256: str | None,
+    reviews: dict[str, tuple[int, Verdict, ReviewOutcome]],
 ) -> HistoryRow:
     number, verdict, outcome = reviews.get(decision.part_id, (0, None, None))
     return HistoryRow(
         decision=decision,
         model_name=model_name,
+        image_sha256=image_sha256,
         reviews=number,
         review_verdict=verdict,
         review_outcome=outcome,
