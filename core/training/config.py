@@ -40,8 +40,11 @@ class TrainConfig(BaseModel):
     max_minutes: float | None = Field(
         None,
         gt=0,
-        description="Stop after the first epoch that ends past this many minutes of training; the best epoch "
-        "so far becomes the bundle (a run that must end by a set time, on a shared or borrowed machine).",
+        description="Minutes of training the run may take (a run that must end by a set time, on a shared or "
+        "borrowed machine): after the first epoch, the epochs that fit at its pace (at most --epochs) are "
+        "run and the one-cycle schedule is fitted to them, so the run ends with a finished schedule; an "
+        "epoch that ends past the limit (later epochs slower) still stops the run, the best epoch so far "
+        "becoming the bundle.",
     )
     batch_size: int = Field(32, ge=1, description="Images per optimisation step.")
     lr: float = Field(2e-3, gt=0, description="AdamW learning rate (one-cycle schedule peak).")

@@ -71,11 +71,37 @@ def select_samples(model: Path, data_dir: Path, split: str) -> tuple[list[Sample
     """
     manifest = bundle_dir(model) / "split.json"
     if split != "all" and manifest.is_file():
+        trained_on = manifest_root(manifest)
         splits = read_manifest(manifest, root=data_dir)
-        if splits.get(split):
+        chosen = splits.get(split, [])
+        if (
+            chosen
+            and trained_on is not None
+            and not _same_folder(trained_on, data_dir)
+            and not any(s.path.is_file() for s in chosen)
+        ):
+            # Next month's photographs: the manifest's splits name another folder's images.
+            return scan_folder(data_dir), (
+                f"all images under {data_dir} (not the training folder {trained_on}: the manifest's "
+                f"'{split}' split does not apply)"
+            )
+        if chosen:
             check_manifest_images(splits, (split,), manifest, data_dir)
             return splits[split], f"the '{split}' split of {manifest}"
     return scan_folder(data_dir), f"all images under {data_dir}"
+
+
+def manifest_root(manifest: Path) -> Path | None:
+    """The training folder a manifest records (None when it records none)."""
+    root = json.loads(manifest.read_text(encoding="utf-8")).get("root")
+    return Path(root) if root else None
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
 
 
 def evaluate(
@@ -156,11 +182,25 @@ def evaluate(
             for i in range(len(y)) if (p[i] >= card.threshold) != (y[i] == 1)
         ],
     }  # fmt: skip
-    if leak_check:
-        report["leak_check"] = leak_check_report(model, data_dir, inspector)
-    _figures(out_dir, y, p, chosen, half, (fpr_curve, tpr_curve), (recall, precision), report)
-    _gallery(out_dir, usable, y, p, heatmaps, images_kept)
+    # The scores first: minutes of inference are never lost to a part of the report that fails.
     write_atomic(out_dir / "scores.csv", _scores_csv(usable, y, p))
+    problems: list[str] = []
+    report["problems"] = problems
+
+    def part(name: str, make: Callable[[], None]) -> None:
+        """One optional part of the report; when it fails, the rest is still written."""
+        try:
+            make()
+        except Exception as exc:  # noqa: BLE001 - recorded in the report, never swallowed silently
+            problems.append(f"{name} failed: {type(exc).__name__}: {exc}")
+
+    if leak_check:
+        part("leak check", lambda: report.update(leak_check=leak_check_report(model, data_dir, inspector)))
+    part(
+        "figures",
+        lambda: _figures(out_dir, y, p, chosen, half, (fpr_curve, tpr_curve), (recall, precision), report),
+    )
+    part("misclassified gallery", lambda: _gallery(out_dir, usable, y, p, heatmaps, images_kept))
     write_atomic(out_dir / "report.json", (json.dumps(report, indent=2) + "\n").encode())
     write_atomic(out_dir / "report.md", _markdown(report).encode())
     return report
@@ -196,9 +236,21 @@ def leak_check_report(model: Path, data_dir: Path, inspector: Any, per_class: in
     as a class whose called-bad rate and mean score both change when its images are augmented.
     """
     manifest = bundle_dir(model) / "split.json"
-    samples = read_manifest(manifest, root=data_dir).get("train", []) if manifest.is_file() else []
+    # The training images are where the manifest says they were trained from, whatever folder
+    # is being evaluated (evaluating next month's photographs must not look them up there).
+    samples = read_manifest(manifest).get("train", []) if manifest.is_file() else []
     if not samples:
         return {"skipped": "no training split in the bundle's manifest"}
+    missing = sum(not s.path.is_file() for s in samples)
+    if missing:  # the training folder moved: the evaluated folder may be it
+        moved = read_manifest(manifest, root=data_dir).get("train", [])
+        if all(s.path.is_file() for s in moved):
+            samples, missing = moved, 0
+    if missing:
+        return {
+            "skipped": f"{missing} of the {len(samples)} training images are not under the training "
+            f"folder the manifest records ({manifest_root(manifest)}); the leak check needs them"
+        }
     rng = np.random.default_rng(0)
     out: dict[str, Any] = {}
     threshold = inspector.threshold
@@ -315,6 +367,10 @@ def _markdown(r: dict[str, Any]) -> str:
         "Figures: `confusion.png`, `curves.png`, `misclassified.png`; every score in `scores.csv`.",
     ]
     leak = r.get("leak_check")
+    if leak and "skipped" in leak:
+        lines += ["", f"Leak check skipped: {leak['skipped']}."]
+    for problem in r.get("problems", []):
+        lines += ["", f"**Not in this report:** {problem}"]
     if leak and "skipped" not in leak:
         lines += [
             "",

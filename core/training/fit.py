@@ -37,6 +37,7 @@ from core.training.epochs import (
     train_one_epoch,
     view_scores,
 )
+from core.training.schedule import epochs_within, one_cycle
 
 if TYPE_CHECKING:
     import torch
@@ -207,12 +208,8 @@ def train(
     loss_fn = make_loss(train_y, config.bad_weight_factor, device, gamma=config.focal_gamma)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = max(1, len(train_x) // (config.batch_size * world) + 1)
-    total_steps = max(4, steps_per_epoch * config.epochs + 1)
-    # A fifth of the run warms up; at least two steps, or a very short run (one epoch of a small
-    # folder) would give the schedule an empty first phase (a division by zero inside PyTorch).
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=config.lr, total_steps=total_steps, pct_start=min(0.5, max(0.2, 2.0 / total_steps))
-    )
+    epochs = config.epochs  # the time budget may fit fewer after the first epoch (schedule.py)
+    scheduler = one_cycle(optimiser, config.lr, steps_per_epoch, epochs)
 
     augment_threads = config.augment_threads
     if augment_threads is None:
@@ -227,7 +224,9 @@ def train(
     if writer:
         writer.writerow(EPOCH_COLUMNS)
     try:
-        for epoch in range(1, config.epochs + 1):
+        epoch = 0
+        while epoch < epochs:
+            epoch += 1
             started = time.perf_counter()
             train_loss = train_one_epoch(
                 model, train_x, train_y, preset=preset, loss_fn=loss_fn, optimiser=optimiser,
@@ -256,7 +255,7 @@ def train(
                 writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in epoch_row(result)])
                 csv_file.flush()
                 log(
-                    f"epoch {epoch}/{config.epochs}: loss {train_loss:.4f} val loss {val_loss:.4f} "
+                    f"epoch {epoch}/{epochs}: loss {train_loss:.4f} val loss {val_loss:.4f} "
                     f"FNR@0.5 {fnr:.3f} FPR@0.5 {fpr:.3f} FPR@target {fpr_target:.3f} "
                     f"AUC {result.val_auc:.4f} ({result.seconds:.1f} s)"
                 )
@@ -270,7 +269,19 @@ def train(
                         stop = True
                 spent = sum(r.seconds for r in history)
                 limit = config.max_minutes * 60 if config.max_minutes else float("inf")
-                if not stop and spent > limit and epoch < config.epochs:
+                # An epoch past the limit already stops below, as it always did.
+                fit = epochs_within(limit, spent, epochs) if config.max_minutes else epochs
+                if epoch == 1 and spent <= limit and fit < epochs:
+                    log(
+                        f"{fit} epoch(s) of {spent:.0f} s fit in {config.max_minutes:g} min: the schedule "
+                        f"is fitted to {fit} epochs instead of {epochs}"
+                    )
+                    epochs = fit
+                    scheduler = one_cycle(
+                        optimiser, config.lr, steps_per_epoch, epochs, steps_done=scheduler.last_epoch
+                    )
+                # The limit still holds when later epochs run slower than the first.
+                if not stop and spent > limit and epoch < epochs:
                     log(
                         f"{spent / 60:.1f} min of training, past the limit of {config.max_minutes:g} min: stopping"
                     )
@@ -278,9 +289,15 @@ def train(
             if world > 1:
                 import torch.distributed as dist
 
-                flag = torch.tensor([1.0 if stop else 0.0])
+                # Every process follows process 0's stop and the epochs its time budget fitted.
+                flag = torch.tensor([1.0 if stop else 0.0, float(epochs)])
                 dist.broadcast(flag, src=0)
-                stop = bool(flag.item())
+                stop = bool(flag[0].item())
+                if int(flag[1].item()) != epochs:
+                    epochs = int(flag[1].item())
+                    scheduler = one_cycle(
+                        optimiser, config.lr, steps_per_epoch, epochs, steps_done=scheduler.last_epoch
+                    )
             if stop:
                 break
     finally:
@@ -311,6 +328,9 @@ def train(
         "val_counts": {"good": int((val_y == 0).sum()), "bad": int((val_y == 1).sum())},
         "train_counts": {"good": int((train_y == 0).sum()), "bad": int((train_y == 1).sum())},
         "epochs_run": len(history),
+        "epochs_planned": config.epochs,
+        "epochs_scheduled": epochs,
+        "final_lr": float(optimiser.param_groups[0]["lr"]),
         "train_seconds": round(sum(r.seconds for r in history), 1),
         "device": device,
         "processes": world,

@@ -1,0 +1,67 @@
+"""Evaluating a bundle on a folder it was not trained from (next month's photographs), issue 20."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from core.training.evaluation import evaluate
+
+
+def _new_folder(tmp_path: Path) -> Path:
+    from core.demo.line import generate_pairs
+
+    root = tmp_path / "next-month"
+    generate_pairs(root, 8, size=128, seed=11)
+    return root
+
+
+def test_a_bundle_evaluates_a_folder_it_was_not_trained_from(tiny_model: Path, tmp_path: Path) -> None:
+    other = _new_folder(tmp_path)
+    for split in ("all", "test"):
+        out = tmp_path / f"eval-{split}"
+        report = evaluate(tiny_model, other, out, split=split)
+        # Every image of the new folder, none of the training folder's.
+        assert (report["data"]["good"], report["data"]["bad"]) == (8, 8)
+        assert str(other) in report["data"]["described"]
+        # The leak check looks the training images up where they were trained from.
+        leak = report["leak_check"]
+        assert "skipped" not in leak, leak
+        assert leak["good"]["n"] > 0 and leak["bad"]["n"] > 0
+        assert report["problems"] == []
+        assert (out / "report.md").is_file() and (out / "scores.csv").is_file()
+        assert (out / "curves.png").is_file()
+
+
+def test_the_leak_check_is_skipped_with_a_note_when_the_training_folder_is_gone(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_model, bundle)
+    manifest = json.loads((bundle / "split.json").read_text())
+    manifest["root"] = str(tmp_path / "gone")
+    (bundle / "split.json").write_text(json.dumps(manifest))
+    out = tmp_path / "eval"
+    report = evaluate(bundle, _new_folder(tmp_path), out, split="all")
+    assert "not under the training folder" in report["leak_check"]["skipped"]
+    assert "Leak check skipped" in (out / "report.md").read_text()
+
+
+def test_a_failing_part_of_the_report_keeps_the_rest(tiny_model: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_model, bundle)
+    # A damaged manifest: its training entries lost their hashes. The leak check cannot run.
+    manifest = json.loads((bundle / "split.json").read_text())
+    for item in manifest["splits"]["train"]:
+        del item["sha256"]
+    (bundle / "split.json").write_text(json.dumps(manifest))
+    out = tmp_path / "eval"
+    report = evaluate(bundle, _new_folder(tmp_path), out, split="all")
+    assert "leak_check" not in report
+    assert len(report["problems"]) == 1 and report["problems"][0].startswith("leak check failed: KeyError")
+    assert (report["data"]["good"], report["data"]["bad"]) == (8, 8)
+    written = json.loads((out / "report.json").read_text())
+    assert written["problems"] == report["problems"]
+    assert "Not in this report" in (out / "report.md").read_text()
+    assert len((out / "scores.csv").read_text().splitlines()) == 17
