@@ -2,8 +2,9 @@
 
 ``StationStarted`` (a runtime was built, at start and after each rebuild), ``PartInspected`` (a
 decision was committed), ``SourceStatusChanged`` (the source's state changed), ``AlarmRaised`` and
-``AlarmCleared`` (one alarm per ``AlarmKind``; raised again while it lasts, with the new message)
-and ``StationStopped`` (last, once). The headless driver prints them; the GUI worker forwards
+``AlarmCleared`` (one alarm per ``AlarmKind``; raised again while it lasts, with the new message),
+``AlarmAcknowledged`` (the operator acknowledged one; recorded in the log) and ``StationStopped``
+(last, once). The headless driver prints them; the GUI worker forwards
 them as Qt signals.
 """
 
@@ -25,6 +26,8 @@ class StationInfo:
     model_name: str
     model_hash: str | None
     threshold: float
+    log_url: str | None = None  # the visual log, for readers on other threads (shift counters)
+    media_root: str | None = None
 
     @property
     def short_hash(self) -> str:
@@ -39,6 +42,10 @@ class AlarmKind(enum.StrEnum):
     SOURCE_WARNING = "source_warning"  # the source works but warns (duplicates, stuck files)
     STORAGE = "storage"  # rows cannot be stored (disk full, database locked): parts wait
     STATION = "station"  # the runtime could not be built or failed: it is being rebuilt
+    MODEL = "model"  # the model bundle is missing or refused: the station cannot start
+    NO_PARTS = "no_parts"  # the source is online but no part came for longer than expected
+    DISK = "disk"  # the media or log folder's disk is nearly full
+    BAD_RUN = "bad_run"  # N bad parts in a row: the line may be making scrap
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,13 +66,23 @@ class SourceStatusChanged:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlarmRaised:
     kind: AlarmKind
-    message: str  # one line for the operator
+    message: str  # one line, technical (what the headless station prints and the log keeps)
     retry_in_s: float | None = None  # when the loop tries again, if it does
+    plain: str = ""  # what happened, in the operator's words (``core.station.alarm_words``)
+    fix: str = ""  # what to do about it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AlarmCleared:
     kind: AlarmKind
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlarmAcknowledged:
+    kind: AlarmKind
+    user: str  # the logged-in user, else "operator"
+    message: str  # the alarm's words as the operator saw them
+    recorded: bool  # the acknowledgement is in the visual log (False: no log reachable)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,5 +92,11 @@ class StationStopped:
 
 
 StationEvent = (
-    StationStarted | PartInspected | SourceStatusChanged | AlarmRaised | AlarmCleared | StationStopped
+    StationStarted
+    | PartInspected
+    | SourceStatusChanged
+    | AlarmRaised
+    | AlarmCleared
+    | AlarmAcknowledged
+    | StationStopped
 )
