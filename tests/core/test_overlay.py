@@ -22,7 +22,7 @@ def test_overlay_matches_the_blend_and_leaves_the_background_black() -> None:
     image, _ = part_image(3, 0, defective=True, size=200)
     heatmap = np.zeros((7, 7), np.uint8)
     heatmap[2:4, 4:6] = 255
-    out = make_overlay(image, heatmap, alpha=0.45)
+    out = make_overlay(image, heatmap, alpha=0.45, colormap=cv2.COLORMAP_JET)
 
     assert out.shape == (200, 200, 3) and out.dtype == np.uint8
     assert np.abs(out.astype(np.float64) - _reference(image, heatmap, 0.45)).max() <= 1.0
