@@ -34,6 +34,17 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INSPECTOR_HOME", str(tmp_path / "inspector-home"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashes() -> None:
+    """Argon2 with its cheapest parameters in tests (a hash carries its parameters, so the code
+    under test is the same; the default costs ~0.3 s per hash on two loaded cores)."""
+    from argon2 import PasswordHasher, profiles
+
+    import core.storage.auth as auth
+
+    auth.HASHER = PasswordHasher.from_parameters(profiles.CHEAPEST)
+
+
 @pytest.fixture(scope="session")
 def pair_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A labelled folder of 40 good/bad pairs of generated parts at 128 px."""

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.cli.login import add_login_flags, login, read_new_password
 from core.common.errors import UserError, user_errors
 
 if TYPE_CHECKING:
@@ -76,40 +77,55 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--bad-days", type=float, default=365.0, help="keep bad parts this long (default 365)")
     p.add_argument("--max-media-gb", type=float, help="keep the station's media files under this size")
     p.add_argument("--min-free-gb", type=float, help="keep at least this much free on the media drive")
-    p.add_argument("--user", default="retention", help="name recorded with the run")
+    add_login_flags(p, required=False)  # an admin; a dry run needs no log-in
     p.add_argument("--dry-run", action="store_true", help="only count what would be removed")
     p.set_defaults(handler=_cmd_prune)
 
-    p = sub.add_parser("users", help="list, add or deactivate the users who review and change thresholds")
+    p = sub.add_parser(
+        "users",
+        help="list, add or deactivate users, set passwords (the first admin: users add NAME --role admin)",
+    )
     _add_db(p, media=False)
     action = p.add_subparsers(dest="action", metavar="ACTION")
     a = action.add_parser("list", help="list users (the default)")
-    a = action.add_parser("add", help="register a user")
+    a = action.add_parser(
+        "add", help="register a user with a password (an admin's log-in, or the first admin)"
+    )
     a.add_argument("name")
-    a.add_argument("--role", required=True, choices=("operator", "supervisor", "admin"))
+    a.add_argument("--role", required=True, choices=("operator", "supervisor", "engineer", "admin"))
     a.add_argument("--display-name")
+    a.add_argument(
+        "--new-password-file", type=Path, metavar="FILE", help="the new user's password (first line)"
+    )
+    add_login_flags(a)
     a = action.add_parser("deactivate", help="deactivate a user (their records keep their name)")
     a.add_argument("name")
+    add_login_flags(a)
+    a = action.add_parser("passwd", help="set a user's password (your own, or anyone's as an admin)")
+    a.add_argument("name")
+    a.add_argument("--new-password-file", type=Path, metavar="FILE", help="the new password (first line)")
+    add_login_flags(a)
     p.set_defaults(handler=_cmd_users, action="list")
 
     p = sub.add_parser("shifts", help="show or set the shift plan used by reports")
     _add_db(p, media=False)
     p.add_argument("--set", metavar="PLAN", help="e.g. 06:00=early,14:00=late,22:00=night")
     p.add_argument("--tz", help="time zone of the plan, e.g. Europe/Berlin (default: local)")
+    add_login_flags(p, required=False)  # --set: an engineer or admin
     p.set_defaults(handler=_cmd_shifts)
 
     p = sub.add_parser("review", help="confirm or override a decision (a new linked record)")
     _add_db(p, media=False)
     p.add_argument("part_id")
     p.add_argument("--verdict", required=True, choices=("good", "bad"), help="what the part really is")
-    p.add_argument("--user", required=True, help="a registered supervisor or admin")
+    add_login_flags(p)
     p.add_argument("--comment")
     p.set_defaults(handler=_cmd_review)
 
     p = sub.add_parser("keep", help="mark a decision so that retention never removes it")
     _add_db(p, media=False)
     p.add_argument("part_id")
-    p.add_argument("--user", required=True, help="a registered supervisor or admin")
+    add_login_flags(p)
     p.add_argument("--reason", required=True)
     p.set_defaults(handler=_cmd_keep)
 
@@ -275,7 +291,8 @@ def _cmd_prune(args: argparse.Namespace) -> int:
         min_free_bytes=None if args.min_free_gb is None else int(args.min_free_gb * _GB),
     )
     with _open(args, station=args.station, pick=True) as log:
-        result = log.prune(policy, user=args.user, dry_run=args.dry_run)
+        actor = None if args.dry_run else login(log, args)
+        result = log.prune(policy, actor=actor, dry_run=args.dry_run)
         station = log.station
     verb = "would remove" if result.dry_run else "removed"
     print(
@@ -292,15 +309,30 @@ def _cmd_prune(args: argparse.Namespace) -> int:
 def _cmd_users(args: argparse.Namespace) -> int:
     with _open(args) as log, user_errors(ValueError, KeyError):  # names given by the user
         if args.action == "add":
-            user = log.add_user(args.name, role=args.role, display_name=args.display_name)
-            print(f"added {user.name} ({user.role.value})")
+            # The first run: no admin can log in yet, so the first admin needs no log-in.
+            first = args.role == "admin" and not args.user and log.access.needs_admin()
+            actor = None if first else login(log, args)
+            password = read_new_password(args, args.name)
+            user = log.add_user(
+                args.name, role=args.role, display_name=args.display_name, password=password, actor=actor
+            )
+            print(f"added {user.name} ({user.role.value})" + (" as the first admin" if first else ""))
         elif args.action == "deactivate":
-            log.set_user_active(args.name, False)
+            log.set_user_active(args.name, False, actor=login(log, args))
             print(f"deactivated {args.name}")
+        elif args.action == "passwd":
+            actor = login(log, args)
+            log.access.set_password(args.name, read_new_password(args, args.name), actor=actor)
+            print(f"password of {args.name} set")
         else:
             for user in log.users():
                 state = "" if user.active else "  (deactivated)"
+                state += (
+                    "" if user.has_password or user.name == "system" else "  (no password: cannot log in)"
+                )
                 print(f"{user.name:<20} {user.role.value:<11} {user.display_name or ''}{state}")
+            if log.access.needs_admin():
+                print("no admin can log in yet: inspector users add NAME --role admin")
     return 0
 
 
@@ -310,7 +342,7 @@ def _cmd_shifts(args: argparse.Namespace) -> int:
     with _open(args) as log, user_errors(ValueError):  # the plan and time zone typed
         if args.set:
             plan = ShiftPlan.parse(args.set, args.tz)
-            log.set_shift_plan(plan.definitions())
+            log.set_shift_plan(plan.definitions(), actor=login(log, args))
         else:
             stored = log.shift_plan()
             if not stored:
@@ -326,13 +358,14 @@ def _cmd_review(args: argparse.Namespace) -> int:
 
     # An unknown part (KeyError) or a user without the right (NotAllowedError) is the user's to fix.
     with _open(args) as log, user_errors(KeyError):
-        review = log.review(args.part_id, verdict=Verdict(args.verdict), user=args.user, comment=args.comment)
+        actor = login(log, args)
+        review = log.review(args.part_id, verdict=Verdict(args.verdict), actor=actor, comment=args.comment)
     print(f"part {review.part_id}: {review.outcome.value} as {review.verdict.value} by {review.user}")
     return 0
 
 
 def _cmd_keep(args: argparse.Namespace) -> int:
     with _open(args) as log, user_errors(KeyError):
-        log.keep(args.part_id, user=args.user, reason=args.reason)
+        log.keep(args.part_id, actor=login(log, args), reason=args.reason)
     print(f"part {args.part_id} is kept")
     return 0

@@ -44,6 +44,9 @@ Listener = Callable[[InspectedPart], None]
 StatusListener = Callable[[SourceStatus], None]
 
 STATUS_POLL_S = 0.2
+# How often the runtime reads the log's current threshold: a change made by a supervisor in
+# another process (the GUI's panel, ``inspector threshold set``) reaches the next part this soon.
+THRESHOLD_POLL_S = 1.0
 
 
 class StationRuntime:
@@ -62,6 +65,8 @@ class StationRuntime:
         writer_log: Opens the log for a writer thread; rows are then written there (see
             ``core.station.writer``). None records on this thread.
         status_poll_s: The source's state is read at most this often.
+        threshold_poll_s: The log's current threshold is read at most this often (before parts
+            are inspected); a recorded change takes effect on the next part inspected after it.
     """
 
     def __init__(
@@ -77,6 +82,7 @@ class StationRuntime:
         max_batch: int = 8,
         writer_log: Callable[[], VisualLog] | None = None,
         status_poll_s: float = STATUS_POLL_S,
+        threshold_poll_s: float = THRESHOLD_POLL_S,
     ) -> None:
         self.max_parts = max_parts
         self.max_batch = max(1, int(max_batch))
@@ -92,6 +98,8 @@ class StationRuntime:
         self.source_status: SourceStatus | None = None
         self.status_poll_s = float(status_poll_s)
         self._status_polled = float("-inf")
+        self.threshold_poll_s = float(threshold_poll_s)
+        self._threshold_polled = float("-inf")
         self._ready: deque[InspectedPart] = deque()
         self._in_pipeline = 0
         self._closed = False
@@ -204,7 +212,26 @@ class StationRuntime:
             parts.append(more)
         return parts
 
+    def poll_threshold(self, *, force: bool = False) -> float:
+        """Take the threshold last recorded in the log (at most every ``threshold_poll_s`` unless
+        ``force``); returns the threshold in force. A log that cannot be read keeps the old one."""
+        now = time.monotonic()
+        if not force and now - self._threshold_polled < self.threshold_poll_s:
+            return self.inspector.threshold
+        self._threshold_polled = now
+        try:
+            recorded = self.log.current_threshold()
+        except Exception:
+            # Storage trouble is the writer's alarm to raise; judging goes on at the old threshold.
+            log.warning("reading the current threshold failed; keeping %s", self.inspector.threshold)
+            return self.inspector.threshold
+        if recorded is not None and recorded != self.inspector.threshold:
+            log.info("threshold changed from %s to %s", self.inspector.threshold, recorded)
+            self.inspector.set_threshold(recorded)
+        return self.inspector.threshold
+
     def _inspect_and_submit(self, parts: list[Part]) -> None:
+        self.poll_threshold()
         todo = [p for p in parts if p.image is not None and p.error is None]
         inspections: dict[str, Inspection] = {}
         failures: dict[str, str] = {}
@@ -322,23 +349,43 @@ class StationRuntime:
                     log.exception("closing the station's %s failed", name)
 
 
-def _record_model_and_threshold(visual_log: VisualLog, inspector: Inspector) -> None:
-    """Keep what the model hash stands for, and audit a threshold that differs from the last one."""
+def _record_model_and_threshold(
+    visual_log: VisualLog, inspector: Inspector, configured: float | None
+) -> None:
+    """Keep what the model hash stands for, and start at the threshold the log says is in force.
+
+    The threshold last recorded for this model (by a supervisor, or by an earlier start) survives
+    a restart. A new model starts at the configured threshold, or its bundle's, recorded as the
+    station's own (system) change. A configured threshold that differs from the one recorded for
+    the same model is not applied: changing it needs a log-in (``inspector threshold set``, or
+    ``inspector run --threshold``, which records it first).
+    """
     card = inspector.card
     # The metadata is what the hash covers (the card, and the graph run on ONNX Runtime), so that
     # an auditor can recompute the hash from the log (core.inference.onnx_bundle.model_hash_of).
     visual_log.register_model(inspector.model_hash, name=card.name, metadata=inspector.model_metadata)
     changes = visual_log.threshold_changes()
-    previous = changes[-1].new if changes else None
-    if previous is None or abs(previous - inspector.threshold) > 1e-12:
-        visual_log.record_threshold_change(
-            previous,
-            inspector.threshold,
-            user="system",
-            reason=f"station started with model {card.name} ({(inspector.model_hash or '')[:12]})",
-            model_hash=inspector.model_hash,
-            model_name=card.name,
-        )
+    last = changes[-1] if changes else None
+    if last is not None and last.model_hash in (None, inspector.model_hash):
+        if configured is not None and abs(configured - last.new) > 1e-12:
+            log.warning(
+                "threshold %s from the configuration not applied: %s, set by %s at %s, is in force"
+                " (change it with inspector threshold set)",
+                configured,
+                last.new,
+                last.user,
+                last.created_at.isoformat(timespec="seconds"),
+            )
+        inspector.set_threshold(last.new)
+        return
+    visual_log.record_threshold_change(
+        None if last is None else last.new,
+        inspector.threshold,
+        actor=visual_log.access.system_actor(),
+        reason=f"station started with model {card.name} ({(inspector.model_hash or '')[:12]})",
+        model_hash=inspector.model_hash,
+        model_name=card.name,
+    )
 
 
 def build_runtime(config: StationConfig) -> StationRuntime:
@@ -366,7 +413,7 @@ def build_runtime(config: StationConfig) -> StationRuntime:
     db_url, media_root, station = config.db_url, config.media_root, config.station_name
     visual_log = VisualLog(db_url, media_root=media_root, station=station)
     try:
-        _record_model_and_threshold(visual_log, inspector)
+        _record_model_and_threshold(visual_log, inspector, config.threshold)
         source = open_source(config.source, seen=visual_log.find_by_content_hash, **config.source_kwargs())
     except BaseException:
         visual_log.close()

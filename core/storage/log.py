@@ -46,7 +46,6 @@ from core.storage.history import HistoryPage, HistoryQuery
 from core.storage.media import load_heatmap, media_path
 from core.storage.orphans import clean_orphans
 from core.storage.records import (
-    AccessEvent,
     ChainHead,
     ChainVerification,
     DecisionRecord,
@@ -224,7 +223,7 @@ class VisualLog:
         return thresholds.record_threshold_change(
             self._open(), old, new, actor=actor, reason=reason, model_hash=model_hash, model_name=model_name,
             evidence=dict(evidence) if evidence is not None else None,
-        )
+        )  # fmt: skip
 
     def current_threshold(self) -> float | None:
         """This station's threshold as last recorded (cheap: the running station asks every second)."""
@@ -272,44 +271,25 @@ class VisualLog:
         password: str | None = None,
         actor: Actor | None = None,
     ) -> User:
-        """Register a user (configuration: deactivated later, never removed); ``actor`` may manage
-        users, or is None for the first admin while ``needs_admin()`` (see ``core.storage.users``).
-
-        Raises:
-            NotAllowedError: ``actor`` may not manage users (recorded).
-            ValueError: The name is empty or taken, the role unknown, the password too short.
-        """
+        """Register a user (never removed); ``actor`` None only for the first admin (``users.add_user``)."""
         return users.add_user(self._open(), name, role, display_name, password=password, actor=actor)
 
     def set_user_active(self, name: str, active: bool, *, actor: Actor) -> None:
-        """Deactivate (or reactivate) a user; their past records keep naming them.
-
-        Raises:
-            NotAllowedError: ``actor`` may not manage users (recorded).
-            ValueError: The user is the system user.
-            KeyError: No such user.
-        """
+        """Deactivate (or reactivate) a user; their past records keep naming them (``users``)."""
         users.set_user_active(self._open(), name, active, actor)
 
     def authenticate(self, name: str, password: str) -> Actor:
-        """Check a password; the ``Actor`` returned is what record-changing calls take (``core.storage.auth``).
+        """Check a password; the ``Actor`` returned is what record-changing calls take.
 
         Raises:
-            NotAllowedError: Wrong name or password (recorded; the message never says which).
+            NotAllowedError: Wrong name or password (recorded; never says which).
         """
         return auth.authenticate(self._open(), name, password)
 
-    def set_password(self, name: str, password: str, *, actor: Actor) -> None:
-        """Set a user's password (their own, or anyone's by an admin); see ``auth.set_password``."""
-        auth.set_password(self._open(), name, password, actor)
-
-    def needs_admin(self) -> bool:
-        """True while no active admin can log in (the first-run step then creates one)."""
-        return auth.needs_admin(self._open())
-
-    def access_events(self, *, since: datetime | None = None, limit: int | None = 100) -> list[AccessEvent]:
-        """Log-ins, failed log-ins and refused actions of every station, newest first."""
-        return auth.access_events(self._open(), since, limit)
+    @property
+    def access(self) -> auth.Access:
+        """Passwords, the first-run check, and the record of log-ins and refusals."""
+        return auth.Access(self._open())
 
     def users(self) -> list[User]:
         """Every registered user, by name."""
@@ -504,9 +484,8 @@ class VisualLog:
     ) -> RetentionResult:
         """Apply retention to this station: files first, then rows (see ``core.storage.retention``).
 
-        ``actor`` None is the station's own scheduled retention (recorded as ``retention``). A run
-        that removed decisions then refreshes the planner statistics, which a large removal
-        leaves stale.
+        ``actor`` None: the station's own (recorded as ``retention``). A run that removed decisions
+        refreshes the planner statistics, which a large removal leaves stale.
         """
         context = self._open()
         if not dry_run:

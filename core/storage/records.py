@@ -15,15 +15,13 @@ from core.common.types import Decision, Verdict
 
 
 class Role(enum.StrEnum):
-    """What a user may do. Reviews and threshold changes need a supervisor or an admin."""
+    """What a user may do; ``core.storage.auth.ROLE_PERMISSIONS`` says exactly what."""
 
     OPERATOR = "operator"
     SUPERVISOR = "supervisor"
+    ENGINEER = "engineer"
     ADMIN = "admin"
 
-
-# Roles allowed to confirm or override a decision, change a threshold or keep a decision.
-SUPERVISING_ROLES = frozenset({Role.SUPERVISOR, Role.ADMIN})
 
 # The user recorded for actions the station takes by itself (a threshold set at start-up).
 SYSTEM_USER = "system"
@@ -43,6 +41,19 @@ class User:
     display_name: str | None
     active: bool
     created_at: datetime  # UTC
+    has_password: bool = False  # False: the user cannot log in (revision 0005)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessEvent:
+    """A log-in, a failed log-in, or an action refused to a user (see ``core.storage.auth``)."""
+
+    created_at: datetime  # UTC
+    station: str  # the station whose log was asked
+    user: str  # the name as given (a failed log-in may name nobody registered)
+    event: str  # "login", "login_failed", "denied", "first_admin", "password_set"
+    action: str | None  # what was asked, for "denied"
+    detail: str | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +68,8 @@ class ThresholdChange:
     new: float
     reason: str
     model_hash: str | None
+    # What the person saw before applying it (the what-if figures), as stored; None when none.
+    evidence: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

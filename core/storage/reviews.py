@@ -14,30 +14,31 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
 from core.common.types import Verdict
+from core.storage.auth import Actor, Permission, require
 from core.storage.chain import review_hash
 from core.storage.context import LogContext
 from core.storage.errors import environment_errors
 from core.storage.heads import append
 from core.storage.records import Review, ReviewOutcome
 from core.storage.schema import DecisionRow, KeepMarkRow, ReviewRow, Station, UserRow
-from core.storage.users import supervisor_id
 
 
-def review(context: LogContext, part_id: str, verdict: Verdict, user: str, comment: str | None) -> Review:
+def review(context: LogContext, part_id: str, verdict: Verdict, actor: Actor, comment: str | None) -> Review:
     """Append a supervisor's review of a decision (see ``VisualLog.review``).
 
     Raises:
         KeyError: No decision with this part id.
-        NotAllowedError: The user may not review.
+        NotAllowedError: ``actor`` may not review (recorded).
         ValueError: ``verdict`` is not good or bad.
         StorageError: The database refused; nothing is recorded.
     """
     verdict = Verdict(verdict)
     if verdict is Verdict.NOT_INSPECTED:
         raise ValueError("a review says whether the part is good or bad")
-    created_at = context.now()
     with environment_errors(context.where):
-        user_id = supervisor_id(context, user, "review decisions")
+        user_id = require(context, actor, Permission.REVIEW)
+        user = actor.name
+        created_at = context.now()
         with context.sessions() as session:
             found = session.execute(
                 select(DecisionRow.verdict, DecisionRow.station_id, Station.name)
@@ -86,20 +87,20 @@ def review(context: LogContext, part_id: str, verdict: Verdict, user: str, comme
     )
 
 
-def keep(context: LogContext, part_id: str, user: str, reason: str) -> None:
+def keep(context: LogContext, part_id: str, actor: Actor, reason: str) -> None:
     """Mark a decision so that retention never removes it (see ``VisualLog.keep``).
 
     Raises:
         KeyError: No decision with this part id.
-        NotAllowedError: The user is not a supervisor or admin.
+        NotAllowedError: ``actor`` may not keep decisions (recorded).
         ValueError: An empty reason.
     """
     reason = (reason or "").strip()
     if not reason:
         raise ValueError("keeping a decision needs a reason")
-    created_at = context.now()
     with environment_errors(context.where):
-        user_id = supervisor_id(context, user, "keep decisions")
+        user_id = require(context, actor, Permission.KEEP)
+        created_at = context.now()
         with context.sessions() as session:
             known = session.scalar(select(DecisionRow.part_id).where(DecisionRow.part_id == part_id))
         if known is None:

@@ -112,6 +112,9 @@ class UserRow(Base):
     role_id: Mapped[int] = mapped_column(ForeignKey("roles.id"))
     active: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Revision 0005 (log-in): an Argon2 hash (PHC string); None: the user cannot log in.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    password_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class ModelVersion(Base):
@@ -194,6 +197,9 @@ class ThresholdChangeRow(Base):
     new_threshold: Mapped[float] = mapped_column(Float)
     reason: Mapped[str] = mapped_column(Text)
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    # Revision 0005: the what-if figures shown before the change (JSON). Append-only like the
+    # row, but outside the chain hash, whose form predates it.
+    evidence: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         UniqueConstraint("station_id", "seq", name="uq_threshold_changes_station_id_seq"),
@@ -297,6 +303,25 @@ class PrunedRangeRow(Base):
     )
 
 
+# ---------------------------------------------------------------- revision 0005: access (issue 17)
+
+
+class AccessEventRow(Base):
+    """A log-in, a failed log-in or a refused action. Append-only; names users by the name given."""
+
+    __tablename__ = "access_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    station: Mapped[str] = mapped_column(String(100))
+    user_name: Mapped[str] = mapped_column(String(100))
+    event: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_access_events_time", "created_at"),)
+
+
 # ---------------------------------------------------------------- revision 0004: alarms (issue 16)
 
 
@@ -326,4 +351,5 @@ APPEND_ONLY_TABLES = (
     "retention_runs",
     "pruned_ranges",
     "alarm_events",
+    "access_events",
 )

@@ -6,11 +6,14 @@ threshold was in force for every part.
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
+from core.storage.auth import Actor, Permission, require
 from core.storage.chain import threshold_change_hash
 from core.storage.context import LogContext
 from core.storage.errors import environment_errors
@@ -18,7 +21,6 @@ from core.storage.heads import append
 from core.storage.model_versions import checked_sha256, ensure_model
 from core.storage.records import ThresholdChange
 from core.storage.schema import ModelVersion, ThresholdChangeRow, UserRow
-from core.storage.users import supervisor_id
 
 
 def record_threshold_change(
@@ -26,16 +28,17 @@ def record_threshold_change(
     old: float | None,
     new: float,
     *,
-    user: str,
+    actor: Actor,
     reason: str,
     model_hash: str | None,
     model_name: str | None,
+    evidence: dict[str, Any] | None = None,
 ) -> ThresholdChange:
     """Append a threshold change to the station's chain (see ``VisualLog.record_threshold_change``).
 
     Raises:
-        NotAllowedError: The user is unknown, inactive, or not a supervisor or admin.
-        ValueError: A threshold outside 0..1 or an empty reason.
+        NotAllowedError: ``actor`` may not change a threshold (recorded).
+        ValueError: A threshold outside 0..1, an empty reason, or evidence JSON cannot hold.
         StorageError: The database refused; nothing is recorded.
     """
     for label, value in (("old", old), ("new", new)):
@@ -46,10 +49,12 @@ def record_threshold_change(
         raise ValueError("a threshold change needs a reason")
     if model_hash is not None:
         model_hash = checked_sha256(model_hash)
-    created_at = context.now()
+    evidence_json = json.dumps(evidence, sort_keys=True, allow_nan=False) if evidence is not None else None
     old_value, new_value = (None if old is None else float(old)), float(new)
     with environment_errors(context.where):
-        user_id = supervisor_id(context, user, "change a threshold")
+        user_id = require(context, actor, Permission.CHANGE_THRESHOLD)
+        user = actor.name
+        created_at = context.now()
         station_id = context.ensure_station()
         model_version_id = ensure_model(context, model_hash, model_name, created_at) if model_hash else None
         values = {
@@ -60,6 +65,7 @@ def record_threshold_change(
             "new_threshold": new_value,
             "reason": reason,
             "model_version_id": model_version_id,
+            "evidence": evidence_json,
         }
         seq, _ = append(
             context,
@@ -87,7 +93,21 @@ def record_threshold_change(
         new=new_value,
         reason=reason,
         model_hash=model_hash,
+        evidence=evidence,
     )
+
+
+def current_threshold(context: LogContext) -> float | None:
+    """The station's threshold as last recorded, or None (one indexed row: cheap enough per second)."""
+    with environment_errors(context.where), context.sessions() as session:
+        station_id = context.find_station_id(session)
+        if station_id is None:
+            return None
+        t = ThresholdChangeRow
+        value = session.scalar(
+            select(t.new_threshold).where(t.station_id == station_id).order_by(t.seq.desc()).limit(1)
+        )
+    return None if value is None else float(value)
 
 
 def threshold_changes(
@@ -108,6 +128,7 @@ def threshold_changes(
                 t.new_threshold,
                 t.reason,
                 ModelVersion.hash,
+                t.evidence,
             )
             .join(UserRow, t.user_id == UserRow.id)
             .outerjoin(ModelVersion, t.model_version_id == ModelVersion.id)
@@ -128,6 +149,7 @@ def threshold_changes(
                 new=new,
                 reason=reason,
                 model_hash=model,
+                evidence=json.loads(evidence) if evidence else None,
             )
-            for seq, at, user, old, new, reason, model in session.execute(query)
+            for seq, at, user, old, new, reason, model, evidence in session.execute(query)
         ]

@@ -87,12 +87,15 @@ def test_hot_folder_every_file_one_row(tiny_model: Path, tmp_path: Path) -> None
     assert [item.decision.part_id for item in seen] == [d.part_id for d in reversed(decisions)]
 
 
-def test_start_up_registers_the_model_and_audits_a_changed_threshold(
+def test_start_up_registers_the_model_and_keeps_the_recorded_threshold(
     tiny_model: Path, tmp_path: Path
 ) -> None:
     inbox = tmp_path / "inbox"
     db = f"sqlite:///{tmp_path / 'log.sqlite'}"
-    for threshold in (None, None, 0.25):  # the second start changes nothing, the third does
+    in_force = []
+    # The first start records the model's threshold; the second changes nothing; the third's
+    # configured threshold is not applied, because changing a recorded threshold needs a log-in.
+    for threshold in (0.3, None, 0.25):
         config = StationConfig(
             source=f"hotfolder:{inbox}",
             model=tiny_model,
@@ -101,12 +104,14 @@ def test_start_up_registers_the_model_and_audits_a_changed_threshold(
             station_name="t",
             threshold=threshold,
         )
-        build_runtime(config).close()
+        runtime = build_runtime(config)
+        in_force.append(runtime.threshold)
+        runtime.close()
     with VisualLog(db, media_root=tmp_path / "m", station="t") as log:
         changes = log.threshold_changes()
         models = log.models()
-    assert [c.user for c in changes] == ["system", "system"]
-    assert changes[0].old is None and changes[1].old == changes[0].new and changes[1].new == 0.25
+    assert [(c.user, c.old, c.new) for c in changes] == [("system", None, 0.3)]
+    assert in_force == [0.3, 0.3, 0.3]
     assert any(m.hash == changes[0].model_hash for m in models)
 
 

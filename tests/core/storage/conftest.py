@@ -23,9 +23,10 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from storage_helpers import FakeClock
+from storage_helpers import FakeClock, login
 
 from core.storage import VisualLog
+from core.storage.auth import Actor
 
 PG_URL = os.environ.get("INSPECTOR_TEST_PG_URL")
 
@@ -68,6 +69,7 @@ BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 # Children before parents; the seeded roles and the system user stay.
 _PG_TABLES = (
+    ("access_events", ""),
     ("pruned_ranges", ""),
     ("retention_runs", ""),
     ("keep_marks", ""),
@@ -160,6 +162,6 @@ def log_sqlite(sqlite_url: str, open_log: Callable[..., VisualLog]) -> VisualLog
 
 
 @pytest.fixture
-def supervisor(log: VisualLog) -> str:
-    log.add_user("anna", role="supervisor", display_name="Anna Schmidt")
-    return "anna"
+def supervisor(log: VisualLog) -> Actor:
+    """Anna, a supervisor, logged in."""
+    return login(log, "anna", "supervisor")

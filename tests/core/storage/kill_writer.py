@@ -53,7 +53,9 @@ def _child(url: str, media_root: Path, seed: int) -> None:
         _write(f"ACK {decision.part_id} {number}")
         if number % 23 == 7:
             new = round(random.Random(number).uniform(0.3, 0.7), 3)
-            log.record_threshold_change(threshold, new, user="system", reason=f"after part {number}")
+            log.record_threshold_change(
+                threshold, new, actor=log.access.system_actor(), reason=f"after part {number}"
+            )
             threshold = new
         number += 1
 

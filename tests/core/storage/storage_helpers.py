@@ -13,9 +13,27 @@ from sqlalchemy.engine import make_url
 from core.common.fileio import sha256_bytes
 from core.common.types import Inspection, Part
 from core.storage import VisualLog
+from core.storage.auth import Actor
 
 START = datetime(2025, 3, 14, 9, 30, 0, 123456, tzinfo=UTC)
 MODEL_HASH = sha256_bytes(b"a tiny model")
+
+
+ADMIN_PASSWORD = "admin-password"
+
+
+def login(log: VisualLog, name: str, role: str = "supervisor", password: str | None = None) -> Actor:
+    """Register ``name`` with ``role`` and a password (by the first admin, made when the log has
+    none) and log them in; an existing user just logs in."""
+    password = password or f"{name}-password"
+    if log.access.needs_admin():
+        log.add_user("admin", role="admin", password=ADMIN_PASSWORD)
+    if name == "admin":
+        return log.authenticate("admin", ADMIN_PASSWORD)
+    if name not in {u.name for u in log.users()}:
+        admin = log.authenticate("admin", ADMIN_PASSWORD)
+        log.add_user(name, role=role, password=password, actor=admin)
+    return log.authenticate(name, password)
 
 
 class FakeClock:

@@ -10,28 +10,29 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
-from storage_helpers import MODEL_HASH, FakeClock, make_inspection, make_part, tamper
+from storage_helpers import MODEL_HASH, FakeClock, login, make_inspection, make_part, tamper
 
 from core.cli import main
 from core.common.types import Decision, Verdict
 from core.storage import NotAllowedError, ReviewOutcome, VisualLog
+from core.storage.auth import Actor
 from core.storage.chain import GENESIS_HASH, _canonical, decision_hash
 
 
-def _fill(log: VisualLog, user: str) -> list[Decision]:
+def _fill(log: VisualLog, user: Actor) -> list[Decision]:
     """Six decisions, a threshold change and two reviews: nine links."""
     decisions = [
         log.record(make_part(), make_inspection(score=s), model_hash=MODEL_HASH, model_name="tiny")
         for s in (0.1234567891, 0.9, 1 / 3)  # full-precision floats: writer and verifier must agree
     ]
-    log.record_threshold_change(0.5, 0.6, user=user, reason="fewer false rejects", model_hash=MODEL_HASH)
+    log.record_threshold_change(0.5, 0.6, actor=user, reason="fewer false rejects", model_hash=MODEL_HASH)
     decisions += [
         log.record(make_part(), make_inspection(score=0.55, threshold=0.6), model_hash=MODEL_HASH),
         log.record(make_part(image=False, error="truncated JPEG"), None, model_hash=None),
         log.record(make_part(), make_inspection(score=0.7, threshold=0.6), model_hash=MODEL_HASH),
     ]
-    log.review(decisions[1].part_id, verdict=Verdict.BAD, user=user, comment="scratch, yes")
-    log.review(decisions[0].part_id, verdict=Verdict.BAD, user=user, comment="missed a crack")
+    log.review(decisions[1].part_id, verdict=Verdict.BAD, actor=user, comment="scratch, yes")
+    log.review(decisions[0].part_id, verdict=Verdict.BAD, actor=user, comment="missed a crack")
     return decisions
 
 
@@ -106,7 +107,7 @@ def test_the_fast_canonical_form_is_json() -> None:
             _canonical([bad])
 
 
-def test_records_form_one_chain_per_station(log: VisualLog, supervisor: str) -> None:
+def test_records_form_one_chain_per_station(log: VisualLog, supervisor: Actor) -> None:
     assert log.verify().ok and log.chain_head().seq == 0
     _fill(log, supervisor)
 
@@ -125,7 +126,7 @@ def test_records_form_one_chain_per_station(log: VisualLog, supervisor: str) -> 
     assert seqs == list(range(1, 10))
 
     changes = log.threshold_changes()
-    assert [(c.old, c.new, c.user, c.seq) for c in changes] == [(0.5, 0.6, supervisor, 4)]
+    assert [(c.old, c.new, c.user, c.seq) for c in changes] == [(0.5, 0.6, supervisor.name, 4)]
     reviews = log.reviews_of(log.latest(6)[-1].part_id)
     assert [(r.verdict, r.outcome, r.comment) for r in reviews] == [
         (Verdict.BAD, ReviewOutcome.OVERRIDDEN, "missed a crack")
@@ -137,10 +138,10 @@ def test_two_writers_of_one_station_never_fork_the_chain(
 ) -> None:
     station = open_log(db_url)
     supervisor_tool = open_log(db_url, clock=FakeClock(datetime(2025, 3, 14, 10, 0, tzinfo=UTC)))
-    supervisor_tool.add_user("ben", role="admin")
+    ben = login(supervisor_tool, "ben", "admin")
     first = station.record(make_part(), make_inspection(), model_hash=MODEL_HASH)
     for _ in range(3):  # each side's cached head is stale every other time
-        supervisor_tool.review(first.part_id, verdict=Verdict.BAD, user="ben")
+        supervisor_tool.review(first.part_id, verdict=Verdict.BAD, actor=ben)
         station.record(make_part(), make_inspection(), model_hash=MODEL_HASH)
     assert station.verify().ok and station.chain_head().seq == 7
 
@@ -151,9 +152,9 @@ def test_reviews_join_the_chain_of_the_decision_station(
     line_a = open_log(db_url, station="line-a")
     office = open_log(db_url, station="office")
     decision = line_a.record(make_part(), make_inspection(score=0.9), model_hash=MODEL_HASH)
-    office.add_user("carla", role="supervisor")
+    carla = login(office, "carla", "supervisor")
 
-    review = office.review(decision.part_id, verdict=Verdict.GOOD, user="carla")
+    review = office.review(decision.part_id, verdict=Verdict.GOOD, actor=carla)
 
     assert (review.station, review.seq, review.outcome) == ("line-a", 2, ReviewOutcome.OVERRIDDEN)
     assert line_a.verify().ok and line_a.chain_head().seq == 2
@@ -162,23 +163,27 @@ def test_reviews_join_the_chain_of_the_decision_station(
 
 def test_only_registered_supervisors_review_and_change_thresholds(log: VisualLog) -> None:
     decision = log.record(make_part(), make_inspection(), model_hash=MODEL_HASH)
-    log.add_user("otto", role="operator")
-    log.add_user("sara", role="supervisor")
-    log.set_user_active("sara", False)
-    for user in ("nobody", "otto", "sara"):
+    otto = login(log, "otto", "operator")
+    sara = login(log, "sara", "supervisor")
+    admin = login(log, "admin")
+    log.set_user_active("sara", False, actor=admin)
+    for user in ("nobody", otto, sara):
         with pytest.raises(NotAllowedError):
-            log.review(decision.part_id, verdict=Verdict.GOOD, user=user)
+            log.review(decision.part_id, verdict=Verdict.GOOD, actor=user)  # type: ignore[arg-type]
         with pytest.raises(NotAllowedError):
-            log.record_threshold_change(0.5, 0.4, user=user, reason="test")
+            log.record_threshold_change(0.5, 0.4, actor=user, reason="test")  # type: ignore[arg-type]
+    system = log.access.system_actor()
     with pytest.raises(ValueError, match="reason"):
-        log.record_threshold_change(0.5, 0.4, user="system", reason="  ")
+        log.record_threshold_change(0.5, 0.4, actor=system, reason="  ")
     with pytest.raises(ValueError, match="between 0 and 1"):
-        log.record_threshold_change(0.5, 1.5, user="system", reason="typo")
+        log.record_threshold_change(0.5, 1.5, actor=system, reason="typo")
     with pytest.raises(KeyError):
-        log.review("0" * 26, verdict=Verdict.GOOD, user="system")
+        log.review("0" * 26, verdict=Verdict.GOOD, actor=admin)
+    with pytest.raises(NotAllowedError):
+        log.review(decision.part_id, verdict=Verdict.GOOD, actor=system)  # the station never reviews
     with pytest.raises(ValueError, match="exists"):
-        log.add_user("otto", role="admin")
-    assert [u.name for u in log.users()] == ["otto", "sara", "system"]
+        log.add_user("otto", role="admin", actor=admin)
+    assert [u.name for u in log.users()] == ["admin", "otto", "sara", "system"]
     assert log.verify().ok and log.chain_head().seq == 1
 
 
@@ -219,7 +224,7 @@ def _seq_of(log: VisualLog, part_id: str) -> int:
 )
 def test_tampering_is_found_at_its_first_broken_link(
     log: VisualLog,
-    supervisor: str,
+    supervisor: Actor,
     table: str,
     statement: str,
     index: int | None,
@@ -247,7 +252,7 @@ def test_tampering_is_found_at_its_first_broken_link(
         assert result.broken_at == 8
 
 
-def test_a_rehashed_edit_breaks_the_next_link(log: VisualLog, supervisor: str) -> None:
+def test_a_rehashed_edit_breaks_the_next_link(log: VisualLog, supervisor: Actor) -> None:
     decisions = _fill(log, supervisor)
     # A careful tamperer recomputes the edited row's own hash; the next link still breaks.
     edited = decisions[1]
@@ -302,8 +307,7 @@ def test_verify_log_command_reports_the_first_broken_link(
     sqlite_url: str, open_log: Callable[..., VisualLog], capsys: pytest.CaptureFixture[str]
 ) -> None:
     log = open_log(sqlite_url, station="line-1")
-    log.add_user("anna", role="supervisor")
-    decisions = _fill(log, "anna")
+    decisions = _fill(log, login(log, "anna"))
     other = open_log(sqlite_url, station="line-2")
     other.record(make_part(), make_inspection(), model_hash=MODEL_HASH)
 

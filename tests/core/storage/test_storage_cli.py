@@ -65,30 +65,46 @@ def test_backup_command(
 
 
 def test_users_review_and_keep_commands(
-    sqlite_url: str, open_log: Callable[..., VisualLog], capsys: pytest.CaptureFixture[str]
+    sqlite_url: str,
+    open_log: Callable[..., VisualLog],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     log = open_log(sqlite_url)
     decision = log.record(make_part(), make_inspection(score=0.9), model_hash=MODEL_HASH)
     db = ["--db", sqlite_url]
 
-    assert main(["users", *db, "add", "anna", "--role", "supervisor", "--display-name", "Anna S."]) == 0
-    assert main(["users", *db, "add", "otto", "--role", "operator"]) == 0
+    def as_user(name: str, new_password: str | None = None) -> list[str]:
+        monkeypatch.setenv("INSPECTOR_PASSWORD", f"{name}-password")
+        if new_password is not None:
+            monkeypatch.setenv("INSPECTOR_NEW_PASSWORD", new_password)
+        return ["--user", name]
+
+    # The first admin needs no log-in; later users need an admin's.
+    monkeypatch.setenv("INSPECTOR_NEW_PASSWORD", "admin-password")
+    assert main(["users", *db, "add", "admin", "--role", "admin"]) == 0
+    assert "as the first admin" in capsys.readouterr().out
+    assert main(["users", *db, "add", "eve", "--role", "admin"]) == 2  # not the first any more
+    add = ["users", *db, "add", "anna", "--role", "supervisor", "--display-name", "Anna S."]
+    assert main([*add, *as_user("admin", "anna-password")]) == 0
+    assert main(["users", *db, "add", "otto", "--role", "operator", *as_user("admin", "otto-password")]) == 0
     assert main(["users", *db]) == 0
     listed = capsys.readouterr().out
     assert "anna                 supervisor  Anna S." in listed and "system" in listed
 
-    assert (
-        main(["review", decision.part_id, "--verdict", "good", "--user", "anna", *db, "--comment", "dust"])
-        == 0
-    )
+    review = ["review", decision.part_id, "--verdict", "good", *db]
+    assert main([*review, "--comment", "dust", *as_user("anna")]) == 0
     assert f"part {decision.part_id}: overridden as good by anna" in capsys.readouterr().out
-    assert main(["review", decision.part_id, "--verdict", "good", "--user", "otto", *db]) == 2
-    assert "only a supervisor or admin may review" in capsys.readouterr().err
-    assert main(["review", "0" * 26, "--verdict", "bad", "--user", "anna", *db]) == 2
+    assert main([*review, *as_user("otto")]) == 2
+    assert "otto may not review decisions" in capsys.readouterr().err
+    monkeypatch.setenv("INSPECTOR_PASSWORD", "not-annas-password")
+    assert main([*review, "--user", "anna"]) == 2
+    assert "wrong user name or password" in capsys.readouterr().err
+    assert main(["review", "0" * 26, "--verdict", "bad", *db, *as_user("anna")]) == 2
 
-    assert main(["keep", decision.part_id, "--user", "anna", "--reason", "customer complaint", *db]) == 0
-    assert main(["users", *db, "deactivate", "anna"]) == 0
-    assert main(["keep", decision.part_id, "--user", "anna", "--reason", "again", *db]) == 2
+    assert main(["keep", decision.part_id, "--reason", "customer complaint", *db, *as_user("anna")]) == 0
+    assert main(["users", *db, "deactivate", "anna", *as_user("admin")]) == 0
+    assert main(["keep", decision.part_id, "--reason", "again", *db, *as_user("anna")]) == 2
     assert "deactivated" in capsys.readouterr().err
 
     [review] = log.reviews_of(decision.part_id)

@@ -29,6 +29,7 @@ from storage_helpers import (
 from core.common.fileio import sha256_bytes
 from core.common.types import Decision, Inspection, Verdict
 from core.storage import DuplicatePartError, Entry, StorageError, VisualLog, make_engine
+from core.storage.auth import Actor
 
 # ---------------------------------------------------------------------------- recording
 
@@ -146,14 +147,22 @@ def test_times_are_stored_as_utc(db_url: str, open_log: Callable[..., VisualLog]
 # ---------------------------------------------------------------------------- integrity
 
 
-def test_records_are_append_only(log: VisualLog, db_url: str, supervisor: str) -> None:
+def test_records_are_append_only(log: VisualLog, db_url: str, supervisor: Actor) -> None:
     part = make_part()
     log.record(part, make_inspection(score=0.9), model_hash=MODEL_HASH, keep=True)
-    log.review(part.part_id, verdict=Verdict.GOOD, user=supervisor)
-    log.record_threshold_change(0.5, 0.6, user=supervisor, reason="fewer false rejects")
+    log.review(part.part_id, verdict=Verdict.GOOD, actor=supervisor)
+    log.record_threshold_change(0.5, 0.6, actor=supervisor, reason="fewer false rejects")
     log.prune()  # nothing is old enough: records no run
 
-    tables = ("decisions", "threshold_changes", "reviews", "keep_marks", "retention_runs", "pruned_ranges")
+    tables = (
+        "decisions",
+        "threshold_changes",
+        "reviews",
+        "keep_marks",
+        "retention_runs",
+        "pruned_ranges",
+        "access_events",  # the supervisor's log-in
+    )
     statements = [
         "UPDATE decisions SET verdict = 'good'",
         f"DELETE FROM decisions WHERE part_id = '{part.part_id}'",

@@ -15,7 +15,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
-from storage_helpers import MODEL_HASH, make_inspection, make_part
+from storage_helpers import MODEL_HASH, login, make_inspection, make_part
 
 from core.common.types import Verdict
 from core.storage import StorageError, VisualLog, make_engine
@@ -45,9 +45,9 @@ def test_a_fresh_database_is_migrated_to_exactly_the_orm_schema(
     roles = {u.name: u.role.value for u in log.users()}
     assert roles == {"system": "admin"}
     # Records work on the migrated schema, sequences included (no explicit ids collide).
-    log.add_user("anna", role="supervisor")
+    anna = login(log, "anna")
     decision = log.record(make_part(), make_inspection(), model_hash=MODEL_HASH)
-    log.review(decision.part_id, verdict=Verdict.GOOD, user="anna")
+    log.review(decision.part_id, verdict=Verdict.GOOD, actor=anna)
     assert log.verify().ok
 
 

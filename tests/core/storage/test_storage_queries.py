@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from storage_helpers import MODEL_HASH, FakeClock, make_inspection, make_part
+from storage_helpers import MODEL_HASH, FakeClock, login, make_inspection, make_part
 
 from core.common.types import Decision, Verdict
 from core.storage import Entry, HourCount, VisualLog
@@ -25,7 +25,7 @@ SCORES = [0.05, 0.95, 0.45, None, 0.55, 0.5, 0.2, 0.8, None, 0.49, 0.7, 0.1]  # 
 @pytest.fixture
 def filled(db_url: str, open_log: Callable[..., VisualLog]) -> tuple[VisualLog, list[Decision]]:
     log = open_log(db_url, clock=FakeClock(T0, timedelta(minutes=20)))
-    log.record_threshold_change(None, 0.5, user="system", reason="start-up")  # takes the first tick
+    log.record_threshold_change(None, 0.5, actor=log.access.system_actor(), reason="start-up")  # first tick
     decisions = [
         log.record(make_part(), make_inspection(score=s), model_hash=MODEL_HASH)
         if s is not None
@@ -68,9 +68,9 @@ def test_counts_per_hour(filled: tuple[VisualLog, list[Decision]]) -> None:
 
 def test_records_carry_the_newest_review(filled: tuple[VisualLog, list[Decision]]) -> None:
     log, decisions = filled
-    log.add_user("anna", role="supervisor")
-    log.review(decisions[1].part_id, verdict=Verdict.GOOD, user="anna", comment="first look")
-    log.review(decisions[1].part_id, verdict=Verdict.BAD, user="system", comment="second look")
+    anna, ben = login(log, "anna"), login(log, "ben")
+    log.review(decisions[1].part_id, verdict=Verdict.GOOD, actor=anna, comment="first look")
+    log.review(decisions[1].part_id, verdict=Verdict.BAD, actor=ben, comment="second look")
     records = list(log.records(decisions[0].created_at, decisions[3].created_at))
     assert [r.decision for r in records] == decisions[:3]
     assert records[1].review is not None and records[1].review.comment == "second look"

@@ -9,7 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from storage_helpers import MODEL_HASH, make_inspection, make_part, tamper
+from storage_helpers import ADMIN_PASSWORD, MODEL_HASH, login, make_inspection, make_part, tamper
 
 from core.cli import main
 from core.common.fileio import sha256_bytes
@@ -95,7 +95,7 @@ class Clock:
 
 def _shift_of_parts(log: VisualLog, clock: Clock) -> dict[str, str]:
     """Records parts in the early shift of 2025-03-14 (Berlin) and one outside it; name -> part id."""
-    log.add_user("anna", role="supervisor")
+    anna = login(log, "anna")
     ids: dict[str, str] = {}
 
     def at(
@@ -122,7 +122,12 @@ def _shift_of_parts(log: VisualLog, clock: Clock) -> dict[str, str]:
 
     clock.now = _local("2025-03-14", "05:00")
     log.record_threshold_change(
-        None, 0.5, user="system", reason="start-up", model_hash=MODEL_HASH, model_name="tiny"
+        None,
+        0.5,
+        actor=log.access.system_actor(),
+        reason="start-up",
+        model_hash=MODEL_HASH,
+        model_name="tiny",
     )
     at("05:59", "before", 0.1)
     at("06:00", "first", 0.1)
@@ -132,14 +137,14 @@ def _shift_of_parts(log: VisualLog, clock: Clock) -> dict[str, str]:
     at("08:00", "unreadable", None, source="-rm -rf.png")
     at("09:00", "Prüfteil", 0.6)
     clock.now = _local("2025-03-14", "10:00")
-    log.record_threshold_change(0.5, 0.65, user="anna", reason="too many false rejects, +5%")
+    log.record_threshold_change(0.5, 0.65, actor=anna, reason="too many false rejects, +5%")
     at("10:30", "second-model", 0.6, threshold=0.65, model=OTHER_MODEL)
     at("13:59", "last", 0.3, threshold=0.65)
     clock.now = _local("2025-03-14", "15:00")
-    log.review(ids["missed"], verdict=Verdict.BAD, user="anna", comment="crack at the edge")
-    log.review(ids["rejected"], verdict=Verdict.GOOD, user="anna")
-    log.review(ids["Prüfteil"], verdict=Verdict.BAD, user="anna")
-    log.review(ids["unreadable"], verdict=Verdict.GOOD, user="anna")
+    log.review(ids["missed"], verdict=Verdict.BAD, actor=anna, comment="crack at the edge")
+    log.review(ids["rejected"], verdict=Verdict.GOOD, actor=anna)
+    log.review(ids["Prüfteil"], verdict=Verdict.BAD, actor=anna)
+    log.review(ids["unreadable"], verdict=Verdict.GOOD, actor=anna)
     at("14:00", "after", 0.1)
     return ids
 
@@ -226,7 +231,7 @@ def test_a_shift_report_is_deterministic_and_later_records_do_not_change_it(
 
     clock.now = _local("2025-03-14", "16:00")
     log.record(make_part(), make_inspection(), model_hash=MODEL_HASH)
-    log.record_threshold_change(0.65, 0.6, user="anna", reason="back")
+    log.record_threshold_change(0.65, 0.6, actor=login(log, "anna"), reason="back")
     again = write_shift_report(log, shift, tmp_path / "b")
 
     for name in ("parts_csv", "summary_csv"):
@@ -239,7 +244,11 @@ def test_a_shift_report_is_deterministic_and_later_records_do_not_change_it(
 
 
 def test_report_and_shifts_commands(
-    sqlite_url: str, open_log: Callable[..., VisualLog], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    sqlite_url: str,
+    open_log: Callable[..., VisualLog],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = Clock(_local("2025-03-14", "05:00"))
     log = open_log(sqlite_url, station="line-1", clock=clock)
@@ -247,7 +256,12 @@ def test_report_and_shifts_commands(
     log.close()
     out = tmp_path / "reports"
 
-    assert main(["shifts", "--db", sqlite_url, "--set", "06:00=F,18:00=N", "--tz", "Europe/Berlin"]) == 0
+    shifts = ["shifts", "--db", sqlite_url, "--set", "06:00=F,18:00=N", "--tz", "Europe/Berlin"]
+    monkeypatch.setenv("INSPECTOR_PASSWORD", "anna-password")
+    assert main([*shifts, "--user", "anna"]) == 2  # a supervisor may not change the plan
+    assert "anna may not change the shift plan" in capsys.readouterr().err
+    monkeypatch.setenv("INSPECTOR_PASSWORD", ADMIN_PASSWORD)
+    assert main([*shifts, "--user", "admin"]) == 0
     assert "06:00=F,18:00=N (Europe/Berlin)" in capsys.readouterr().out
     assert main(["report", "--db", sqlite_url, "--shift", "2025-03-14/F", "--out", str(out)]) == 0
     printed = capsys.readouterr().out

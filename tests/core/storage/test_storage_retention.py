@@ -11,7 +11,15 @@ from typing import NamedTuple
 
 import pytest
 from sqlalchemy import text
-from storage_helpers import MODEL_HASH, FakeClock, make_inspection, make_part, rows_in_db
+from storage_helpers import (
+    ADMIN_PASSWORD,
+    MODEL_HASH,
+    FakeClock,
+    login,
+    make_inspection,
+    make_part,
+    rows_in_db,
+)
 
 import core.storage.retention as retention_module
 from core.cli import main
@@ -31,7 +39,8 @@ class Line(NamedTuple):
 def _line(log_factory: Callable[..., VisualLog], url: str, pattern: str) -> Line:
     """One decision a day: g = good, b = bad, n = not inspected (no image), k = good kept, r = good reviewed."""
     log = log_factory(url, clock=FakeClock(T0, timedelta(days=1)))
-    log.add_user("anna", role="supervisor")
+    # Logged in on a log of its own: this one's clock advances a day per call.
+    anna = login(log_factory(url), "anna")
     decisions = []
     for letter in pattern:
         if letter == "n":
@@ -42,7 +51,7 @@ def _line(log_factory: Callable[..., VisualLog], url: str, pattern: str) -> Line
                 make_part(), make_inspection(score=score), model_hash=MODEL_HASH, keep=letter == "k"
             )
             if letter == "r":
-                log.review(decision.part_id, verdict=Verdict.GOOD, user="anna")
+                log.review(decision.part_id, verdict=Verdict.GOOD, actor=anna)
         decisions.append(decision)
     return Line(log, decisions)
 
@@ -76,7 +85,7 @@ def test_old_decisions_go_files_first_and_the_chain_still_verifies(
     seqs = _seqs(log, gone)
     runs = 1 + sum(1 for a, b in zip(seqs, seqs[1:], strict=False) if b != a + 1)
 
-    result = log.prune(policy, user="nightly", now=now)
+    result = log.prune(policy, now=now)
 
     assert (result.decisions, result.files) == (len(gone), 2 * (len(gone) - 1))  # "n" has no files
     assert result.cutoffs[Verdict.GOOD] == cutoff["g"] and result.cutoffs[Verdict.BAD] == now - timedelta(
@@ -168,7 +177,11 @@ def test_only_retention_may_delete_and_only_what_it_recorded(
 
 
 def test_prune_command(
-    sqlite_url: str, open_log: Callable[..., VisualLog], media_root: Path, capsys: pytest.CaptureFixture[str]
+    sqlite_url: str,
+    open_log: Callable[..., VisualLog],
+    media_root: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     log, decisions = _line(open_log, sqlite_url, "gbgn")
     log.close()
@@ -187,7 +200,11 @@ def test_prune_command(
     ]
     assert main([*args, "--dry-run"]) == 0
     assert "station-1: would remove 3 decisions" in capsys.readouterr().out
-    assert main(args) == 0
+    monkeypatch.setenv("INSPECTOR_PASSWORD", "anna-password")
+    assert main([*args, "--user", "anna"]) == 2  # retention is an admin's
+    assert "anna may not apply retention" in capsys.readouterr().err
+    monkeypatch.setenv("INSPECTOR_PASSWORD", ADMIN_PASSWORD)
+    assert main([*args, "--user", "admin"]) == 0
     out = capsys.readouterr().out
     assert "station-1: removed 3 decisions" in out and "4 files, 2 pruned ranges recorded" in out
     assert main(["verify-log", "--db", sqlite_url]) == 0
