@@ -16,6 +16,7 @@ from core.imaging.decode import decode_image
 from core.model.bundle import CARD_FILE
 from core.reports.labelled_export import MANIFEST, export_labelled
 from core.storage import VisualLog
+from core.storage.auth import Actor
 from core.training.data import LABELS, scan_folder
 
 MODEL = sha256_bytes(b"the line's model")
@@ -31,13 +32,16 @@ class Clock:
         return self.now
 
 
-def _supervisor(log: VisualLog) -> str:
-    log.add_user("anna", role="supervisor")
-    return "anna"
+def _supervisor(log: VisualLog) -> Actor:
+    """Anna, a supervisor, logged in (registered by the first admin)."""
+    log.add_user("admin", role="admin", password="admin-password")
+    admin = log.authenticate("admin", "admin-password")
+    log.add_user("anna", role="supervisor", password="anna-password", actor=admin)
+    return log.authenticate("anna", "anna-password")
 
 
-def _review(log: VisualLog, who: str, part_id: str, verdict: Verdict) -> None:
-    log.review(part_id, verdict=verdict, user=who, comment="looked at it")
+def _review(log: VisualLog, who: Actor, part_id: str, verdict: Verdict) -> None:
+    log.review(part_id, verdict=verdict, actor=who, comment="looked at it")
 
 
 @pytest.fixture

@@ -9,20 +9,20 @@ from typing import Any
 import numpy as np
 import pytest
 from sqlalchemy import text
-from storage_helpers import MODEL_HASH, FakeClock, make_inspection, make_part
+from storage_helpers import MODEL_HASH, FakeClock, login, make_inspection, make_part
 
 from core.common.fileio import sha256_bytes
 from core.common.types import Verdict
 from core.storage import VisualLog
+from core.storage.auth import Actor
 from core.storage.history import HistoryCursor, HistoryQuery, HistorySort, ReviewState
 
 T0 = datetime(2025, 3, 14, 6, 0, tzinfo=UTC)
 OTHER_MODEL = sha256_bytes(b"another model")
 
 
-def _record_or_review(log: VisualLog, part_id: str, verdict: Verdict, user: str) -> None:
-    # The review API takes the acting user; H3's Actor, when it lands, is built the same way.
-    log.review(part_id, verdict=verdict, user=user, comment="checked by hand")
+def _record_or_review(log: VisualLog, part_id: str, verdict: Verdict, user: Actor) -> None:
+    log.review(part_id, verdict=verdict, actor=user, comment="checked by hand")
 
 
 @pytest.fixture
@@ -37,7 +37,8 @@ def two_stations(db_url: str, open_log: Callable[..., VisualLog]) -> VisualLog:
         open_log(db_url, station="line-a", clock=FakeClock(T0, timedelta(minutes=2))),
         open_log(db_url, station="line-b", clock=FakeClock(T0 + timedelta(minutes=1), timedelta(minutes=2))),
     ]
-    logs[0].add_user("anna", role="supervisor")
+    # Logged in on a log of its own, so that the stations' clocks tick only for their records.
+    anna = login(open_log(db_url), "anna")
     ids: list[str] = []
     for i in range(36):
         for n, log in enumerate(logs):
@@ -56,14 +57,14 @@ def two_stations(db_url: str, open_log: Callable[..., VisualLog]) -> VisualLog:
         d = logs[0].get(part_id)
         assert d is not None
         if d.verdict is Verdict.NOT_INSPECTED:
-            _record_or_review(logs[0], part_id, Verdict.GOOD, "anna")
+            _record_or_review(logs[0], part_id, Verdict.GOOD, anna)
         elif k % 2:
-            _record_or_review(logs[0], part_id, d.verdict, "anna")
+            _record_or_review(logs[0], part_id, d.verdict, anna)
         else:
             other = Verdict.GOOD if d.verdict is Verdict.BAD else Verdict.BAD
-            _record_or_review(logs[0], part_id, other, "anna")
+            _record_or_review(logs[0], part_id, other, anna)
             if k % 4 == 0:
-                _record_or_review(logs[0], part_id, d.verdict, "anna")
+                _record_or_review(logs[0], part_id, d.verdict, anna)
     return logs[0]
 
 
