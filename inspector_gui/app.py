@@ -1,20 +1,36 @@
-"""Starting the station window: ``run_station`` and the ``inspector-gui`` console script."""
+"""Starting the station window: ``run_station`` and the ``inspector-gui`` console script.
+
+``inspector-gui`` opens the station for a line: the set-up saved in the user's config dir
+(``station_settings``), or the one ``--config FILE`` names; on the first run (or with ``--setup``)
+the set-up dialog asks for it and checks it. Start-up work (the visual log's migrations, the
+model's check; the demo's first training) shows its progress in a window (``startup``). The
+window's Station menu stops and starts the station and changes its set-up. ``inspector demo``
+stays the demo. When Qt's xcb platform plugin lacks system libraries, the app names the
+Debian/Ubuntu packages to install (``core.station.doctor``) and exits with status 3 instead of
+letting Qt abort.
+"""
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from core.station.config import StationConfig
     from core.station.loop import LoopRuntime, LoopSettings
 
+    from .main_window import StationWindow
+    from .startup import StartupJob
+
 log = logging.getLogger(__name__)
+
+EXIT_NO_WINDOW = 3  # the window cannot open on this machine (system libraries missing)
+TRENDS_SHORTCUT = "F4"
 
 
 def ensure_qt_platform() -> None:
@@ -35,6 +51,100 @@ def ensure_qt_platform() -> None:
         )
 
 
+def qt_platform_problem(
+    environ: Mapping[str, str] | None = None, *, plugin: Path | None = None
+) -> str | None:
+    """Why the window cannot open with Qt's xcb platform here, with the packages to install; or None.
+
+    Checked only where xcb is what Qt will load (Linux, an X display or ``QT_QPA_PLATFORM=xcb``):
+    a missing library makes Qt abort the whole process, so it is named before Qt is touched.
+    The check is the doctor's (``ldd`` on the plugin, sonames mapped to apt packages).
+    """
+    environ = os.environ if environ is None else environ
+    platform = environ.get("QT_QPA_PLATFORM", "")
+    if not sys.platform.startswith("linux"):
+        return None
+    uses_xcb = platform.startswith("xcb") or (
+        not platform and bool(environ.get("DISPLAY")) and not environ.get("WAYLAND_DISPLAY")
+    )
+    if not uses_xcb:
+        return None
+    from core.station.doctor import Status, check_qt_libraries, xcb_plugin_path
+
+    check = check_qt_libraries(plugin if plugin is not None else xcb_plugin_path())
+    if check.status is not Status.FAIL:
+        return None
+    lines = [f"inspector: {check.detail}"]
+    if check.fix:
+        lines.append(f"  fix: {check.fix}")
+    lines.append("  (or run the station without a window: inspector run --headless ...)")
+    return "\n".join(lines)
+
+
+class StationMenu:
+    """The window's Station menu: stop/start the station and change its set-up.
+
+    Args:
+        config_file: Where the set-up is saved (the set-up dialog writes it).
+        config: The set-up in use.
+
+    Attributes:
+        restart_with: Set when the window closed to open again on this set-up (start after a
+            stop, or a changed set-up).
+    """
+
+    def __init__(self, config_file: Path, config: StationConfig) -> None:
+        self.config_file = config_file
+        self.config = config
+        self.restart_with: StationConfig | None = None
+
+    def install(self, window: StationWindow, controller: Any) -> None:
+        from PySide6.QtGui import QAction, QKeySequence
+
+        menu = window.menuBar().addMenu("&Station")
+        self.stop_action = QAction("Stop the station", window)
+        self.stop_action.setShortcut(QKeySequence("Ctrl+Shift+S"))
+        setup_action = QAction("Change the set-up…", window)
+        setup_action.setShortcut(QKeySequence("Ctrl+,"))
+        quit_action = QAction("Quit", window)
+        quit_action.setShortcut(QKeySequence("Ctrl+Q"))
+        menu.addAction(self.stop_action)
+        menu.addAction(setup_action)
+        menu.addSeparator()
+        menu.addAction(quit_action)
+
+        def _on_stop_action_triggered() -> None:
+            if controller.is_running:
+                controller.shutdown()  # the window stays, showing the station stopped
+                self.stop_action.setText("Start the station")
+            else:
+                self.restart_with = self.config
+                window.close()
+
+        def _on_setup_action_triggered() -> None:
+            from .setup_dialog import SetupDialog
+
+            dialog = SetupDialog(self.config_file, initial=self.config, parent=window)
+            if dialog.exec() and dialog.config is not None:
+                self.restart_with = dialog.config
+                window.close()
+
+        self.stop_action.triggered.connect(_on_stop_action_triggered)
+        setup_action.triggered.connect(_on_setup_action_triggered)
+        quit_action.triggered.connect(window.close)
+
+
+def open_log_for(config: StationConfig) -> Callable[[], Any]:
+    """Opens the station's visual log as ``config`` names it (for readers such as the trends)."""
+
+    def _open() -> Any:
+        from core.storage import VisualLog
+
+        return VisualLog(config.db_url, media_root=config.media_root, station=config.station_name)
+
+    return _open
+
+
 def run_station(
     runtime_factory: Callable[[], LoopRuntime],
     *,
@@ -42,6 +152,9 @@ def run_station(
     title: str | None = None,
     quit_after: int | None = None,
     screenshot: Path | None = None,
+    prepare: StartupJob | None = None,
+    config: StationConfig | None = None,
+    menu: StationMenu | None = None,
 ) -> int:
     """Open the station window on a runtime and run until the window closes.
 
@@ -53,11 +166,21 @@ def run_station(
         title: the window title; default ``"inspector — <station>"``.
         quit_after: close the window and quit after this many parts (smoke tests, demo).
         screenshot: save a PNG of the window here just before it closes.
+        prepare: start-up work run first, ``prepare(progress, log)``, with its progress in a
+            window (the demo's training); its exception ends the run with status 1.
+        config: the station's configuration; gives the window its trend page (read from the
+            visual log it names).
+        menu: the Station menu (stop/start, change the set-up).
 
     Returns:
-        The exit code: 0 after a normal close.
+        The exit code: 0 after a normal close, 1 when ``prepare`` failed, ``EXIT_NO_WINDOW``
+        when Qt's platform plugin cannot load.
     """
     ensure_qt_platform()
+    problem = qt_platform_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return EXIT_NO_WINDOW
     # Qt is imported only now, after the platform is settled.
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
@@ -73,8 +196,26 @@ def run_station(
         app.setApplicationDisplayName("inspector")
     assert isinstance(app, QApplication)
 
+    if prepare is not None:
+        from .startup import run_with_progress
+
+        try:
+            run_with_progress(prepare, title=f"starting {title or 'the station'}")
+        except Exception as exc:
+            log.exception("start-up failed")
+            print(f"inspector: start-up failed: {exc}", file=sys.stderr)
+            return 1
+
     controller = WorkerController(runtime_factory, settings=settings)
     window = StationWindow(controller, title=title, quit_after=quit_after, screenshot=screenshot)
+    trends = None
+    if config is not None and hasattr(window, "add_page"):
+        from .trends import TrendsPage
+
+        trends = TrendsPage(open_log_for(config))
+        window.add_page("Trends", trends, shortcut=TRENDS_SHORTCUT)
+    if menu is not None:
+        menu.install(window, controller)
 
     # The window's own close ends the run, and nothing else: with quit-on-last-window-closed Qt
     # would also *post* a quit request, which outlives this call when the application is
@@ -86,6 +227,8 @@ def run_station(
     loop = None if owns_app else QEventLoop()
 
     def _on_window_closed() -> None:
+        if trends is not None:
+            trends.shutdown()
         if loop is None:
             app.exit(0)
         else:
@@ -115,21 +258,137 @@ def run_station(
             signal.signal(signal.SIGINT, previous_handler)
         window.close()  # no-op after a normal close; stops the worker otherwise
         controller.shutdown()
+        if trends is not None:
+            trends.shutdown()
         app.aboutToQuit.disconnect(controller.shutdown)
         app.setQuitOnLastWindowClosed(quit_on_last_window)
         window.deleteLater()
     return int(code)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """The ``inspector-gui`` console script: for now the demo line in the station window."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    if importlib.util.find_spec("core.cli") is None:
-        print("inspector-gui: core.cli is not available in this installation", file=sys.stderr)
-        return 2
-    from core.cli import main as cli_main
+def startup_config(
+    config_file: Path | None,
+    *,
+    ask: Callable[[StationConfig | None], StationConfig | None],
+    environ: Mapping[str, str] | None = None,
+    force_setup: bool = False,
+) -> StationConfig | None:
+    """The set-up to start with: ``config_file`` if given, else the saved one, else ``ask``.
 
-    return int(cli_main(["demo", *args]) or 0)
+    Args:
+        config_file: A file given with ``--config`` (used as it is; never asked for).
+        ask: Shows the set-up dialog with the set-up to change (None: none yet); returns the
+            saved set-up, or None when the operator cancelled.
+        environ: ``INSPECTOR_<FIELD>`` variables to apply (default ``os.environ``).
+        force_setup: Ask even when a set-up is saved (``--setup``).
+
+    Raises:
+        UserError, pydantic.ValidationError: A ``config_file`` that cannot be used.
+    """
+    from .station_settings import default_config_file, load_station_config
+
+    if config_file is not None:
+        return load_station_config(config_file, environ)
+    saved = default_config_file()
+    current: StationConfig | None = None
+    if saved.exists():
+        try:
+            current = load_station_config(saved, environ)
+        except Exception as exc:  # a damaged or outdated file: set up again
+            log.warning("the saved set-up %s cannot be used (%s); asking again", saved, exc)
+            print(f"inspector: the saved set-up {saved} cannot be used: {exc}", file=sys.stderr)
+    if current is not None and not force_setup:
+        return current
+    return ask(current)
+
+
+def _start_checks(config: StationConfig) -> StartupJob:
+    """The work before the window: the visual log opened (created, migrated) and the model checked."""
+
+    def _job(progress: Callable[[str, int, int], None], say: Callable[[str], None]) -> None:
+        from core.model.bundle import read_card
+        from core.storage import VisualLog
+
+        say("Opening the visual log (its schema is brought up to date)…")
+        progress("log", 0, 1)
+        VisualLog(config.db_url, media_root=config.media_root, station=config.station_name).close()
+        progress("log", 1, 1)
+        say(f"Checking the model bundle {config.model}…")
+        progress("model", 0, 1)
+        read_card(config.model)  # the card and the weights' hash; the worker loads it
+        progress("model", 1, 1)
+
+    return _job
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``inspector-gui`` console script: the station for a line, set up in the window."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="inspector-gui",
+        description="The operator station. The first start asks for the set-up and remembers it; "
+        "the demo is 'inspector demo'.",
+    )
+    parser.add_argument("--config", type=Path, metavar="JSON", help="use this station configuration file")
+    parser.add_argument("--setup", action="store_true", help="change the saved set-up before starting")
+    parser.add_argument("--quit-after", type=int, metavar="N", help="exit after N parts (smoke tests)")
+    parser.add_argument("--screenshot", type=Path, metavar="PNG", help="save a picture of the window at exit")
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+
+    ensure_qt_platform()
+    problem = qt_platform_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return EXIT_NO_WINDOW
+    from PySide6.QtWidgets import QApplication
+
+    from core.common.errors import UserError
+    from core.station.loop import LoopSettings
+    from core.station.runtime import build_runtime
+
+    from .setup_dialog import SetupDialog
+    from .station_settings import default_config_file
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("inspector")
+    config_file = args.config or default_config_file()
+
+    def _ask(initial: StationConfig | None, *, problem: str | None = None) -> StationConfig | None:
+        dialog = SetupDialog(config_file, initial=initial)
+        if problem:
+            dialog.status.setText(problem)
+        return dialog.config if dialog.exec() else None
+
+    try:
+        config = startup_config(args.config, ask=_ask, force_setup=args.setup)
+    except (UserError, ValueError) as exc:
+        print(f"inspector-gui: {exc}", file=sys.stderr)
+        return 2
+    while config is not None:
+        menu = StationMenu(config_file, config)
+        started = config
+
+        def _factory(chosen: StationConfig = started) -> LoopRuntime:
+            return build_runtime(chosen)
+
+        code = run_station(
+            _factory,
+            settings=LoopSettings.from_config(config),
+            title=config.station_name,
+            quit_after=args.quit_after if args.quit_after is not None else config.max_parts,
+            screenshot=args.screenshot,
+            prepare=_start_checks(config),
+            config=config,
+            menu=menu,
+        )
+        if code == 1:  # the log or the model refused at start: change the set-up
+            config = _ask(config, problem="The station could not start with this set-up; see the fields.")
+            continue
+        if menu.restart_with is None:
+            return code
+        config = menu.restart_with
+    return 0
 
 
 if __name__ == "__main__":

@@ -86,7 +86,13 @@ def _run_headless(config: StationConfig) -> int:
     return run_headless(config, fatal_errors=_fatal_start_errors())
 
 
-def _run_gui(config: StationConfig, *, title: str, screenshot: Path | None) -> int:
+def _run_gui(
+    config: StationConfig,
+    *,
+    title: str,
+    screenshot: Path | None,
+    prepare: Callable[[Callable[[str, int, int], None], Callable[[str], None]], object] | None = None,
+) -> int:
     # core does not import the GUI: the GUI package registers its launcher as an entry point.
     from importlib.metadata import entry_points
 
@@ -108,37 +114,49 @@ def _run_gui(config: StationConfig, *, title: str, screenshot: Path | None) -> i
             title=title,
             quit_after=config.max_parts,
             screenshot=screenshot,
+            prepare=prepare,
+            config=config,
         )
     )
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from core.common.progress import ProgressBars
-    from core.demo.line import DemoFeeder, demo_inbox, ensure_demo_model
+    from core.demo.line import DemoFeeder, demo_inbox, demo_model_dir, ensure_demo_model
     from core.station.config import StationConfig
 
-    bars = ProgressBars(enabled=sys.stderr.isatty() or True)
-    try:
-        model = ensure_demo_model(
-            progress=bars, retrain=args.retrain, log=lambda m: print(m, file=sys.stderr)
-        )
-    finally:
-        bars.close()
     inbox = demo_inbox()
     # The demo's own settings; the environment may not redirect it to another source or model.
     config = StationConfig(
         source=f"hotfolder:{inbox}",
-        model=model,
+        model=demo_model_dir(),
         db_url=args.db,
         station_name="demo",
         max_parts=args.quit_after,
     )
-    feeder = DemoFeeder(inbox, rate_hz=args.rate).start()
-    print(f"demo: watching {inbox} (parts fed at {args.rate:g}/s)", file=sys.stderr)
+    feeder = DemoFeeder(inbox, rate_hz=args.rate)
+
+    def prepare(progress: Callable[[str, int, int], None], log: Callable[[str], None]) -> None:
+        # The first start trains the demo model (about a minute): in the window, its progress is
+        # shown there; the feed starts once the model is ready, so no backlog piles up.
+        def say(message: str) -> None:
+            print(message, file=sys.stderr)  # the terminal keeps the record too
+            log(message)
+
+        ensure_demo_model(progress=progress, retrain=args.retrain, log=say)
+        feeder.start()
+        say(f"demo: watching {inbox} (parts fed at {args.rate:g}/s)")
+
     try:
         if args.headless:
+            from core.common.progress import ProgressBars
+
+            bars = ProgressBars(enabled=True)
+            try:
+                prepare(bars, lambda _m: None)  # say() prints it already
+            finally:
+                bars.close()
             return _run_headless(config)
-        return _run_gui(config, title="demo", screenshot=args.screenshot)
+        return _run_gui(config, title="demo", screenshot=args.screenshot, prepare=prepare)
     finally:
         feeder.stop()
 

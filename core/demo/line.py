@@ -237,5 +237,7 @@ class DemoFeeder:
         return self
 
     def stop(self) -> None:
+        """Stop feeding; a feeder that was never started (start-up failed) stops too."""
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.ident is not None:
+            self._thread.join(timeout=5)

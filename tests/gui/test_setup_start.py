@@ -1,0 +1,100 @@
+"""Starting ``inspector-gui``: start-up work shows its progress in a window, and a machine whose
+Qt xcb plugin lacks system libraries gets the packages to install and a non-zero exit, not an abort."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+from PySide6.QtWidgets import QApplication
+
+from inspector_gui import app as gui_app
+from inspector_gui.startup import StartupDialog, run_with_progress
+
+
+def test_start_up_work_runs_off_the_gui_thread_with_its_progress_in_a_window(qtbot) -> None:
+    gui_thread = threading.get_ident()
+    job_threads: list[int] = []
+    dialogs: list[StartupDialog] = []
+
+    def _job(progress, say):  # noqa: ANN001, ANN202
+        job_threads.append(threading.get_ident())
+        assert dialogs and dialogs[0].isVisible()  # the window is up before the work starts
+        say("training the demo model")
+        for step in range(1, 4):
+            progress("train", step, 3)
+        return "model-dir"
+
+    def _keep(dialog: StartupDialog) -> None:
+        dialogs.append(dialog)
+        # Kept for the asserts below (the function deletes the window when it is done).
+        dialog.finished_shown = dialog.shown  # type: ignore[attr-defined]
+
+    assert run_with_progress(_job, title="starting demo", on_dialog=_keep) == "model-dir"
+    shown = dialogs[0].finished_shown  # type: ignore[attr-defined]
+    assert job_threads and job_threads[0] != gui_thread
+    assert [s[:3] for s in shown] == [
+        ("Training the model (epoch 1): 1 of 3", 1, 3),
+        ("Training the model (epoch 1): 2 of 3", 2, 3),
+        ("Training the model (epoch 1): 3 of 3", 3, 3),
+    ]
+    assert all(s[3] == gui_thread for s in shown)  # painted on the GUI thread only
+
+
+def test_a_failing_start_up_raises_its_error_to_the_caller(qtbot) -> None:
+    def _job(progress, say):  # noqa: ANN001, ANN202
+        progress("model", 0, 1)
+        raise RuntimeError("the model bundle was refused")
+
+    with pytest.raises(RuntimeError, match="refused"):
+        run_with_progress(_job, title="starting")
+    assert not [w for w in QApplication.topLevelWidgets() if w.isVisible()]
+
+
+@pytest.fixture
+def plugin_missing_a_library(tmp_path: Path) -> Path:
+    """A real shared object linking ``libinspectorguigone.so.1``, which is then deleted."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None or shutil.which("ldd") is None:
+        pytest.skip("needs a C compiler and ldd")
+    (tmp_path / "gone.c").write_text("int gone(void) { return 1; }\n")
+    (tmp_path / "plugin.c").write_text("int gone(void);\nint plugin(void) { return gone(); }\n")
+    gone = tmp_path / "libinspectorguigone.so.1"
+    subprocess.run(
+        [cc, "-shared", "-fPIC", "-Wl,-soname,libinspectorguigone.so.1", "-o", str(gone), str(tmp_path / "gone.c")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    plugin = tmp_path / "libqxcb.so"
+    subprocess.run(
+        [cc, "-shared", "-fPIC", "-o", str(plugin), str(tmp_path / "plugin.c"), str(gone)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    gone.unlink()
+    return plugin
+
+
+def test_missing_xcb_libraries_are_named_with_their_packages_and_exit_non_zero(
+    plugin_missing_a_library: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import core.station.doctor as doctor
+
+    real_plugin = doctor.xcb_plugin_path()
+    monkeypatch.setattr(doctor, "xcb_plugin_path", lambda: plugin_missing_a_library)
+    monkeypatch.setitem(doctor.APT_PACKAGES, "libinspectorguigone.so.1", "libxcb-cursor0")
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    code = gui_app.main(["--config", "/nonexistent.json"])
+    err = capsys.readouterr().err
+    assert code == gui_app.EXIT_NO_WINDOW != 0
+    assert "libinspectorguigone.so.1" in err and "sudo apt-get install libxcb-cursor0" in err
+    assert "--headless" in err
+    # Offscreen (or a Wayland session) does not load xcb: nothing to say.
+    assert gui_app.qt_platform_problem({"QT_QPA_PLATFORM": "offscreen"}) is None
+    assert gui_app.qt_platform_problem({"DISPLAY": ":0", "WAYLAND_DISPLAY": "wayland-0"}) is None
+    # The real plugin on this machine: a problem exactly when the doctor finds libraries missing.
+    monkeypatch.undo()
+    if real_plugin is not None and shutil.which("ldd"):
+        missing = doctor.missing_libraries(real_plugin)
+        assert (gui_app.qt_platform_problem({"QT_QPA_PLATFORM": "xcb"}) is None) == (not missing)
