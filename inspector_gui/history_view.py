@@ -208,6 +208,11 @@ class HistoryView(QWidget):
             edit.dateTimeChanged.connect(self._debounce.start)
         self._update_buttons()
 
+    @property
+    def plan(self) -> ShiftPlan:
+        """The shift plan the time filter uses (the log's, once read)."""
+        return self._plan
+
     # -- filters ------------------------------------------------------------------------------
 
     def showEvent(self, event: object) -> None:  # noqa: N802 - Qt override
