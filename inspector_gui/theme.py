@@ -49,6 +49,14 @@ VERDICT_LABELS: dict[Verdict, str] = {
 }
 
 
+# The verdict as a shape as well as a colour (thumbnails, the frame, the banner).
+VERDICT_GLYPHS: dict[Verdict, str] = {
+    Verdict.GOOD: "✓",
+    Verdict.BAD: "✗",
+    Verdict.NOT_INSPECTED: "?",
+}
+
+
 def verdict_colour(verdict: Verdict | None) -> QColor:
     return QColor(VERDICT_COLOURS.get(verdict, WAITING) if verdict is not None else WAITING)
 
@@ -97,13 +105,86 @@ QLabel#clock {{
     color: {TEXT};
 }}
 
-/* alarm line */
-QLabel#alarm {{
+/* the station's state in the header: ok green, warn amber, alarm red; words say it too */
+QLabel#statePill {{
+    font-size: 17px;
+    font-weight: 800;
+    letter-spacing: 1px;
+    padding: 4px 14px;
+    border-radius: 14px;
+}}
+QLabel#statePill[level="ok"] {{
+    background: {LIVE_BACKGROUND};
+    color: {LIVE_TEXT};
+}}
+QLabel#statePill[level="warn"] {{
+    background: {NOT_INSPECTED};
+    color: #1a1400;
+}}
+QLabel#statePill[level="alarm"] {{
     background: {ALARM};
+    color: #ffffff;
+}}
+
+/* alarm bar: plain words and the fix, acknowledged by the operator */
+QFrame#alarmBar {{
+    background: {ALARM};
+}}
+QFrame#alarmBar[over="true"] {{
+    background: #6b2a25;
+}}
+QLabel#alarm {{
+    background: transparent;
     color: #ffffff;
     font-size: 18px;
     font-weight: 700;
+}}
+QLabel#alarmMore {{
+    color: #ffd9d6;
+    font-size: 15px;
+    font-weight: 700;
+}}
+QPushButton#ack {{
+    background: #ffffff;
+    color: {ALARM};
+    border: 2px solid #ffffff;
+    font-size: 16px;
+    font-weight: 800;
     padding: 8px 16px;
+}}
+
+/* the last bad part, held beside the live one */
+QFrame#heldPanel {{
+    background: {PANEL_RAISED};
+    border: 3px dashed {BAD};
+    border-radius: 10px;
+}}
+QLabel#heldCaption {{
+    color: {TEXT};
+    font-size: 15px;
+    font-weight: 800;
+    letter-spacing: 1px;
+}}
+QLabel#heldInfo {{
+    color: {TEXT_MUTED};
+    font-family: {MONO_FAMILY};
+    font-size: 14px;
+}}
+QPushButton#heldAck {{
+    background: {BAD};
+    color: #ffffff;
+    border-color: {BAD};
+    font-size: 16px;
+}}
+QLabel#sessionLine {{
+    color: {TEXT_MUTED};
+    font-size: 14px;
+}}
+
+/* visible keyboard focus everywhere */
+QPushButton:focus, QCheckBox:focus {{
+    outline: none;
+    border: 3px solid {ACCENT};
 }}
 
 /* panels */
@@ -114,13 +195,13 @@ QFrame#panel {{
 }}
 QLabel#caption {{
     color: {TEXT_MUTED};
-    font-size: 12px;
+    font-size: 14px;
     font-weight: 700;
     letter-spacing: 2px;
 }}
 QLabel#scoreValue {{
     font-family: {MONO_FAMILY};
-    font-size: 44px;
+    font-size: 40px;
     font-weight: 700;
 }}
 QLabel#thresholdValue {{
@@ -130,7 +211,7 @@ QLabel#thresholdValue {{
 }}
 QLabel#detailKey {{
     color: {TEXT_MUTED};
-    font-size: 13px;
+    font-size: 14px;
     font-weight: 700;
     letter-spacing: 1px;
 }}
@@ -150,7 +231,7 @@ QFrame#tile {{
 }}
 QLabel#tileCaption {{
     color: {TEXT_MUTED};
-    font-size: 11px;
+    font-size: 13px;
     font-weight: 700;
     letter-spacing: 1px;
 }}
@@ -226,7 +307,7 @@ QStatusBar::item {{
 }}
 QStatusBar QLabel {{
     color: {TEXT_MUTED};
-    font-size: 13px;
+    font-size: 14px;
     padding: 2px 10px;
 }}
 """

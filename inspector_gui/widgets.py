@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
 from datetime import UTC, datetime
-from functools import partial
 
-import cv2
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPaintEvent, QPen, QResizeEvent
-from PySide6.QtWidgets import QAbstractButton, QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPaintEvent, QPen
+from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from core.common.types import InspectedPart, Verdict
-from core.imaging.overlay import make_overlay
+from core.imaging.overlay import heat_ramp, make_overlay
 
 from . import theme
 
@@ -53,10 +50,41 @@ def local_time(moment: datetime) -> datetime:
 
 
 def heat_legend_image(width: int, height: int) -> QImage:
-    """The colour ramp the overlay uses (OpenCV's JET), low on the left, for a legend."""
-    ramp = np.tile(np.linspace(0, 255, max(2, width)).astype(np.uint8), (max(1, height), 1))
-    rgb = cv2.applyColorMap(ramp, cv2.COLORMAP_JET)[:, :, ::-1]
-    return rgb_to_qimage(rgb)
+    """The colour ramp the overlay uses (``HEAT_COLORMAP``), cold on the left, for a legend."""
+    return rgb_to_qimage(np.repeat(heat_ramp(width), max(1, height), axis=0))
+
+
+def heat_score(part: InspectedPart) -> float:
+    """The factor of the absolute heat scale: the part's score (0 when it has none)."""
+    score = part.decision.score
+    return score if score is not None and math.isfinite(score) else 0.0
+
+
+def verdict_pen(verdict: Verdict, width: float) -> QPen:
+    """The verdict's frame: colour *and* line style, so it reads without colour vision.
+
+    Good: solid; bad: dashed; not inspected: dotted.
+    """
+    pen = QPen(theme.verdict_colour(verdict), width)
+    pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
+    if verdict is Verdict.BAD:
+        pen.setStyle(Qt.PenStyle.DashLine)
+    elif verdict is Verdict.NOT_INSPECTED:
+        pen.setStyle(Qt.PenStyle.DotLine)
+    return pen
+
+
+def draw_verdict_badge(painter: QPainter, centre: QPointF, radius: float, verdict: Verdict) -> None:
+    """A round badge in the verdict colour with its glyph (check, cross, question mark)."""
+    painter.save()
+    painter.setPen(QPen(QColor(theme.VIEW_BACKGROUND), max(1.0, radius / 6)))
+    painter.setBrush(theme.verdict_colour(verdict))
+    painter.drawEllipse(centre, radius, radius)
+    painter.setPen(QColor(theme.VERDICT_TEXT_COLOURS[verdict]))
+    painter.setFont(_font(max(8, round(radius * 1.25)), QFont.Weight.Black))
+    box = QRectF(centre.x() - radius, centre.y() - radius, 2 * radius, 2 * radius)
+    painter.drawText(box, Qt.AlignmentFlag.AlignCenter, theme.VERDICT_GLYPHS[verdict])
+    painter.restore()
 
 
 def _font(pixel_size: int, weight: QFont.Weight = QFont.Weight.Normal, mono: bool = False) -> QFont:
@@ -86,6 +114,7 @@ class PartView(QWidget):
         self._heatmap_visible = True
         self._live = True
         self._alarm: str | None = None  # e.g. "OFFLINE": the pill says so instead of LIVE
+        self._caption = ""  # e.g. "last part 42 s ago": said in the pill
         self._cache_key: tuple[object, ...] | None = None
         self._cache_image: QImage | None = None
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -126,6 +155,11 @@ class PartView(QWidget):
             self._alarm = alarm
             self.update()
 
+    def set_caption(self, caption: str) -> None:
+        if caption != self._caption:
+            self._caption = caption
+            self.update()
+
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
         return QSize(900, 700)
 
@@ -140,7 +174,7 @@ class PartView(QWidget):
         key = (id(part), part.decision.part_id, pixel_size, heat is not None)
         if key != self._cache_key:
             try:
-                rgb = make_overlay(part.image, heat, size=pixel_size)
+                rgb = make_overlay(part.image, heat, size=pixel_size, score=heat_score(part))
             except Exception:  # noqa: BLE001 - a malformed image must not take the window down
                 log.exception("could not draw part %s", part.decision.part_id)
                 rgb = np.zeros((pixel_size[1], pixel_size[0], 3), np.uint8)
@@ -168,13 +202,20 @@ class PartView(QWidget):
             left = box.left() + (box.width() - width) // 2
             top = box.top() + (box.height() - height) // 2
             target = QRectF(left, top, width, height)
-            frame = theme.verdict_colour(part.decision.verdict)
-            pen = QPen(frame, self.FRAME_PX)
-            pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
-            painter.setPen(pen)
+            verdict = part.decision.verdict
+            painter.fillRect(
+                target.adjusted(-self.FRAME_PX, -self.FRAME_PX, self.FRAME_PX, self.FRAME_PX),
+                QColor(theme.VIEW_BACKGROUND),
+            )
+            painter.drawImage(target, image)
+            painter.setPen(verdict_pen(verdict, self.FRAME_PX))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
             half = self.FRAME_PX / 2
             painter.drawRect(target.adjusted(-half, -half, half, half))
-            painter.drawImage(target, image)
+            radius = max(12.0, min(26.0, min(target.width(), target.height()) / 14))
+            draw_verdict_badge(
+                painter, QPointF(target.right() - radius - 8, target.top() + radius + 8), radius, verdict
+            )
             if self._heatmap_visible and part.heatmap is not None:
                 self._draw_legend(painter, target)
         if part is not None or self._alarm is not None:
@@ -187,22 +228,28 @@ class PartView(QWidget):
         painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, text)
 
     def _draw_legend(self, painter: QPainter, image_rect: QRectF) -> None:
-        """The colour ramp, in the image's lower right corner (a part's background is black)."""
-        width, height = 150, 10
-        if image_rect.width() < width + 60 or image_rect.height() < 120:
+        """The colour ramp and what it means, in the image's lower right corner.
+
+        The heat is on the absolute scale (heat x score): the same colour means the same on every
+        part, so the legend can name its ends.
+        """
+        width, height = 190, 12
+        if image_rect.width() < width + 60 or image_rect.height() < 160:
             return
         left = image_rect.right() - width - 22
-        top = image_rect.bottom() - height - 18
+        top = image_rect.bottom() - height - 30
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor(10, 11, 13, 200))
-        painter.drawRoundedRect(QRectF(left - 12, top - 26, width + 24, height + 36), 6, 6)
+        painter.setBrush(QColor(10, 11, 13, 215))
+        painter.drawRoundedRect(QRectF(left - 12, top - 28, width + 24, height + 56), 6, 6)
         painter.drawImage(QRectF(left, top, width, height), heat_legend_image(width, 1))
-        painter.setPen(QColor(theme.TEXT_MUTED))
-        painter.setFont(_font(11, QFont.Weight.Bold))
-        text_box = QRectF(left, top - 22, width, 18)
-        painter.drawText(text_box, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, "LOW")
-        painter.drawText(text_box, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignVCenter, "HEAT")
-        painter.drawText(text_box, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, "HIGH")
+        painter.setPen(QColor(theme.TEXT))
+        painter.setFont(_font(13, QFont.Weight.Bold))
+        title = QRectF(left, top - 24, width, 20)
+        painter.drawText(title, Qt.AlignmentFlag.AlignCenter, "DEFECT EVIDENCE")
+        painter.setFont(_font(12, QFont.Weight.Bold))
+        below = QRectF(left, top + height + 2, width, 18)
+        painter.drawText(below, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, "none")
+        painter.drawText(below, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, "certain")
 
     def _draw_mode_pill(self, painter: QPainter) -> None:
         if self._live and self._alarm is not None:
@@ -211,13 +258,15 @@ class PartView(QWidget):
             text, background, foreground = "●  LIVE", QColor(theme.LIVE_BACKGROUND), QColor(theme.LIVE_TEXT)
         else:
             text, background, foreground = "❚❚  REVIEW", QColor(theme.NOT_INSPECTED), QColor("#1a1400")
-        font = _font(13, QFont.Weight.Bold)
+        if self._caption:
+            text = f"{text}  ·  {self._caption}"
+        font = _font(16, QFont.Weight.Bold)
         painter.setFont(font)
-        width = painter.fontMetrics().horizontalAdvance(text) + 24
-        pill = QRectF(28, 28, width, 28)
+        width = painter.fontMetrics().horizontalAdvance(text) + 28
+        pill = QRectF(24, 24, width, 34)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(background)
-        painter.drawRoundedRect(pill, 14, 14)
+        painter.drawRoundedRect(pill, 17, 17)
         painter.setPen(foreground)
         painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, text)
 
@@ -231,10 +280,13 @@ class VerdictBanner(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("verdictBanner")
-        self.setMinimumHeight(180)
+        self.setMinimumHeight(150)
         self._title = QLabel(self)
         self._title.setObjectName("verdictTitle")
         self._title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._glyph = QLabel(self)  # the verdict as a shape too: check, cross, question mark
+        self._glyph.setObjectName("verdictGlyph")
+        self._glyph.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._reason = QLabel(self)
         self._reason.setObjectName("verdictReason")
         self._reason.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -243,12 +295,15 @@ class VerdictBanner(QFrame):
         layout.setContentsMargins(16, 10, 16, 14)
         layout.setSpacing(2)
         layout.addStretch(1)
+        layout.addWidget(self._glyph)
         layout.addWidget(self._title)
         layout.addWidget(self._reason)
         layout.addStretch(1)
         self._verdict: Verdict | None = None
         self._colour = QColor()
         self._style_key: tuple[str, str, int] | None = None
+        self._stale: str | None = None
+        self._reason_text = ""
         self.set_verdict(None)
 
     def text(self) -> str:
@@ -264,8 +319,20 @@ class VerdictBanner(QFrame):
     def verdict(self) -> Verdict | None:
         return self._verdict
 
-    def set_verdict(self, verdict: Verdict | None, reason: str | None = None) -> None:
+    @property
+    def stale(self) -> str | None:
+        """Why the verdict shown is not current (e.g. "last part 42 s ago"), or None."""
+        return self._stale
+
+    def glyph(self) -> str:
+        return self._glyph.text()
+
+    def set_verdict(
+        self, verdict: Verdict | None, reason: str | None = None, *, stale: str | None = None
+    ) -> None:
+        """Show ``verdict``; with ``stale`` it is greyed out and says why it is not current."""
         self._verdict = verdict
+        self._stale = stale if verdict is not None else None
         if verdict is None:
             title, background, foreground, size = "WAITING", theme.WAITING, theme.TEXT_MUTED, 56
         else:
@@ -273,11 +340,16 @@ class VerdictBanner(QFrame):
             background = theme.VERDICT_COLOURS[verdict]
             foreground = theme.VERDICT_TEXT_COLOURS[verdict]
             # "NOT INSPECTED" is long; keep it on one line in the same panel width.
-            size = 40 if verdict is Verdict.NOT_INSPECTED else 104
+            size = 40 if verdict is Verdict.NOT_INSPECTED else 96
+        if self._stale is not None:
+            background, foreground = theme.WAITING, theme.TEXT_DIM
         self._colour = QColor(background)
         self._title.setText(title)
-        self._reason.setText(reason or "")
-        self._reason.setVisible(bool(reason))
+        self._glyph.setText(theme.VERDICT_GLYPHS[verdict] if verdict is not None else "")
+        self._glyph.setVisible(verdict is not None)
+        shown = f"{self._stale}: not current" if self._stale is not None else (reason or "")
+        self._reason.setText(shown)
+        self._reason.setVisible(bool(shown))
         # Style sheets override setFont(), so the sizes live in the sheet too. Re-applying a
         # sheet re-polishes the widget: only do it when the look actually changes.
         key = (background, foreground, size)
@@ -287,6 +359,7 @@ class VerdictBanner(QFrame):
                 f"QFrame#verdictBanner {{ background: {background}; border-radius: 12px; }}"
                 f"QLabel {{ color: {foreground}; background: transparent; }}"
                 f"QLabel#verdictTitle {{ font-size: {size}px; font-weight: 900; letter-spacing: 2px; }}"
+                f"QLabel#verdictGlyph {{ font-size: 44px; font-weight: 900; }}"
                 f"QLabel#verdictReason {{ font-size: 18px; font-weight: 600; }}"
             )
 
@@ -417,164 +490,3 @@ class ElidedLabel(QLabel):
         elided = self.fontMetrics().elidedText(self._full_text, Qt.TextElideMode.ElideMiddle, self.width())
         painter.drawText(self.rect(), int(self.alignment()), elided)
         painter.end()
-
-
-# -- history strip --------------------------------------------------------------------------
-
-
-class Thumbnail(QAbstractButton):
-    """A small picture of one earlier part with a border in its verdict colour."""
-
-    SIZE = QSize(90, 122)
-    IMAGE_PX = 78
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._part: InspectedPart | None = None
-        self._image: QImage | None = None
-        self._selected = False
-        self.setFixedSize(self.SIZE)
-        self.setCursor(Qt.CursorShape.PointingHandCursor)
-
-    @property
-    def part(self) -> InspectedPart | None:
-        return self._part
-
-    def set_part(self, part: InspectedPart | None, image: QImage | None, selected: bool) -> None:
-        changed = part is not self._part or selected != self._selected
-        self._part, self._image, self._selected = part, image, selected
-        self.setEnabled(part is not None)
-        if part is not None:
-            decision = part.decision
-            score = "—" if decision.score is None else f"{decision.score:.3f}"
-            self.setToolTip(
-                f"{theme.VERDICT_LABELS[decision.verdict]}  score {score}\n"
-                f"{decision.source_ref}\n{local_time(decision.created_at):%Y-%m-%d %H:%M:%S}"
-                + (f"\n{decision.reason}" if decision.reason else "")
-            )
-        else:
-            self.setToolTip("")
-        if changed:
-            self.update()
-
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
-        return self.SIZE
-
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
-        painter = QPainter(self)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        outer = QRectF(self.rect()).adjusted(2, 2, -2, -2)
-        part = self._part
-        if part is None:
-            painter.setPen(QPen(QColor(theme.BORDER), 1, Qt.PenStyle.DashLine))
-            painter.setBrush(Qt.BrushStyle.NoBrush)
-            painter.drawRoundedRect(outer, 8, 8)
-            painter.end()
-            return
-        colour = theme.verdict_colour(part.decision.verdict)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor(theme.PANEL_RAISED))
-        painter.drawRoundedRect(outer, 8, 8)
-        image_box = QRectF(outer.left() + 6, outer.top() + 6, outer.width() - 12, self.IMAGE_PX)
-        painter.fillRect(image_box, QColor(theme.VIEW_BACKGROUND))
-        if self._image is not None:
-            w = self._image.width() / self._image.devicePixelRatio()
-            h = self._image.height() / self._image.devicePixelRatio()
-            target = QRectF(image_box.center().x() - w / 2, image_box.center().y() - h / 2, w, h)
-            painter.drawImage(target, self._image)
-        else:
-            painter.setPen(QColor(theme.TEXT_DIM))
-            painter.setFont(_font(10, QFont.Weight.Bold))
-            painter.drawText(image_box, Qt.AlignmentFlag.AlignCenter, "NO\nIMAGE")
-        # verdict border; thicker and white-edged when this part is shown in the big view
-        painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.setPen(QPen(colour, 4))
-        painter.drawRoundedRect(outer.adjusted(2, 2, -2, -2), 7, 7)
-        if self._selected:
-            painter.setPen(QPen(QColor(theme.TEXT), 2))
-            painter.drawRoundedRect(outer.adjusted(-1, -1, 1, 1), 9, 9)
-        decision = part.decision
-        text = "—" if decision.score is None else f"{decision.score:.3f}"
-        painter.setPen(QColor(theme.TEXT))
-        painter.setFont(_font(12, QFont.Weight.Bold, mono=True))
-        caption = QRectF(
-            outer.left(), image_box.bottom() + 2, outer.width(), outer.bottom() - image_box.bottom() - 6
-        )
-        painter.drawText(caption, Qt.AlignmentFlag.AlignCenter, text)
-        painter.end()
-
-
-class HistoryStrip(QWidget):
-    """The last few parts, newest on the left. Clicking one emits :attr:`part_selected`."""
-
-    part_selected = Signal(object)  # InspectedPart
-
-    def __init__(self, capacity: int = 12, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._thumbs = [Thumbnail(self) for _ in range(capacity)]
-        self._cache: dict[tuple[str, int], QImage] = {}
-        for thumb in self._thumbs:
-            thumb.clicked.connect(partial(self._on_thumbnail_clicked, thumb))
-        # Thumbnails are placed by hand: as many as fit are shown (the newest), so a narrow
-        # screen loses the oldest ones instead of squeezing or clipping all of them.
-        self.setMinimumSize(Thumbnail.SIZE.width(), Thumbnail.SIZE.height())
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-
-    SPACING_PX = 6
-
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
-        count = len(self._thumbs)
-        return QSize(count * (Thumbnail.SIZE.width() + self.SPACING_PX), Thumbnail.SIZE.height())
-
-    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
-        super().resizeEvent(event)
-        step = Thumbnail.SIZE.width() + self.SPACING_PX
-        fits = max(1, (self.width() + self.SPACING_PX) // step)
-        for index, thumb in enumerate(self._thumbs):
-            thumb.move(index * step, 0)
-            thumb.setVisible(index < fits)
-
-    @property
-    def capacity(self) -> int:
-        return len(self._thumbs)
-
-    def thumbnails(self) -> list[Thumbnail]:
-        return list(self._thumbs)
-
-    def set_parts(self, parts: Sequence[InspectedPart], selected_id: str | None = None) -> None:
-        """Show ``parts`` newest first; the one with ``selected_id`` gets a highlight."""
-        shown = list(parts)[: len(self._thumbs)]
-        keep: dict[tuple[str, int], QImage] = {}
-        for thumb, part in zip(self._thumbs, shown + [None] * (len(self._thumbs) - len(shown)), strict=True):
-            if part is None:
-                thumb.set_part(None, None, False)
-                continue
-            key = (part.decision.part_id, id(part))
-            image = self._cache.get(key)
-            if image is None:
-                image = self._make_thumbnail(part)
-            if image is not None:
-                keep[key] = image
-            thumb.set_part(part, image, part.decision.part_id == selected_id)
-        self._cache = keep
-
-    def _make_thumbnail(self, part: InspectedPart) -> QImage | None:
-        if part.image is None:
-            return None
-        ratio = self.devicePixelRatioF()
-        image_h, image_w = part.image.shape[:2]
-        box = Thumbnail.IMAGE_PX
-        width, height = fit_size(image_w, image_h, box, box)
-        size = (max(1, round(width * ratio)), max(1, round(height * ratio)))
-        try:
-            rgb = make_overlay(part.image, part.heatmap, size=size)
-        except Exception:  # noqa: BLE001 - one odd image must not break the strip
-            log.exception("could not draw thumbnail of %s", part.decision.part_id)
-            return None
-        image = rgb_to_qimage(rgb)
-        image.setDevicePixelRatio(ratio)
-        return image
-
-    def _on_thumbnail_clicked(self, thumb: Thumbnail, *_checked: object) -> None:
-        if thumb.part is not None:
-            self.part_selected.emit(thumb.part)

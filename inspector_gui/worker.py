@@ -16,6 +16,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from core.station.events import (
+    AlarmAcknowledged,
     AlarmCleared,
     AlarmKind,
     AlarmRaised,
@@ -48,6 +49,7 @@ class StationWorker(QObject):
         source_status_changed(SourceStatus): the source's state changed (offline, back online).
         alarm_raised(AlarmRaised): an alarm of its kind is raised (again, with a new message).
         alarm_cleared(AlarmKind): the alarm of that kind is over.
+        alarm_acknowledged(AlarmAcknowledged): an acknowledgement was recorded (or could not be).
         failed(str): the runtime could not be built or failed; the loop rebuilds it after a
             back-off (the same news as ``alarm_raised`` of kind ``station``).
         stopped(): the loop ended and the runtime is closed; emitted once, last.
@@ -58,6 +60,7 @@ class StationWorker(QObject):
     source_status_changed = Signal(object)
     alarm_raised = Signal(object)
     alarm_cleared = Signal(object)
+    alarm_acknowledged = Signal(object)
     failed = Signal(str)
     stopped = Signal()
 
@@ -71,6 +74,10 @@ class StationWorker(QObject):
     def stop(self) -> None:
         """Ask the loop to end; returns at once. Safe to call from any thread, more than once."""
         self._loop.stop()
+
+    def acknowledge(self, kind: AlarmKind, user: str = "operator") -> None:
+        """Record the operator's acknowledgement of an alarm (on the worker thread). Any thread."""
+        self._loop.acknowledge(kind, user)
 
     @property
     def stop_requested(self) -> bool:
@@ -112,6 +119,8 @@ class StationWorker(QObject):
                 self.failed.emit(event.message)
         elif isinstance(event, AlarmCleared):
             self.alarm_cleared.emit(event.kind)
+        elif isinstance(event, AlarmAcknowledged):
+            self.alarm_acknowledged.emit(event)
 
 
 class WorkerController(QObject):

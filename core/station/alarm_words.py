@@ -24,7 +24,7 @@ _WORDS: dict[AlarmKind, tuple[str, str]] = {
     ),
     AlarmKind.STATION: (
         "The station stopped inspecting and is restarting",
-        "If this repeats, call the supervisor (details below).",
+        "If this repeats, call the supervisor (the details are in the log).",
     ),
     AlarmKind.MODEL: (
         "The model is missing or damaged: parts are not inspected",

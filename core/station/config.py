@@ -236,6 +236,24 @@ class StationConfig(BaseModel):
         title="Status poll interval (s)",
         description="The source's state is read this often.",
     )
+    expected_part_interval_s: float = Field(
+        60.0,
+        ge=0,
+        title="Expected part interval (s)",
+        description="A 'no parts' alarm when no part came for this long while the source is online (0: off).",
+    )
+    bad_run_length: int = Field(
+        5,
+        ge=0,
+        title="Bad parts in a row",
+        description="An alarm after this many bad parts in a row (0: off).",
+    )
+    disk_floor_mb: float = Field(
+        500.0,
+        ge=0,
+        title="Disk floor (MB)",
+        description="A 'disk nearly full' alarm when the log's media or database disk has less free (0: off).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> StationConfig:

@@ -116,18 +116,14 @@ class LoopSettings:
 
     @classmethod
     def from_config(cls, config: StationConfig) -> LoopSettings:
-        defaults = cls()
-        # Settings a configuration may not have (yet) keep the loop's defaults.
         return cls(
             backoff_first_s=config.backoff_first_s,
             backoff_max_s=config.backoff_max_s,
             status_poll_s=config.status_poll_s,
             max_parts=config.max_parts,
-            expected_part_interval_s=float(
-                getattr(config, "expected_part_interval_s", defaults.expected_part_interval_s)
-            ),
-            bad_run_length=int(getattr(config, "bad_run_length", defaults.bad_run_length)),
-            disk_floor_mb=float(getattr(config, "disk_floor_mb", defaults.disk_floor_mb)),
+            expected_part_interval_s=config.expected_part_interval_s,
+            bad_run_length=config.bad_run_length,
+            disk_floor_mb=config.disk_floor_mb,
         )
 
 
@@ -388,6 +384,8 @@ class StationLoop:
         self._last_status = status
         self._emit(SourceStatusChanged(status=status))
         if status.online:
+            if AlarmKind.SOURCE in self._alarms:
+                self._last_part_at = time.monotonic()  # "no parts" counts from the reconnection
             self._clear(AlarmKind.SOURCE)
         elif not status.finished:
             self._clear(AlarmKind.NO_PARTS)  # the source alarm says more

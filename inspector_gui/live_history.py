@@ -1,0 +1,182 @@
+"""The history strip: the last parts, newest on the left, each with its verdict as colour, line
+style and glyph (readable without colour vision). Clicking one emits ``part_selected``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from functools import partial
+
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent, QPen, QResizeEvent
+from PySide6.QtWidgets import QAbstractButton, QSizePolicy, QWidget
+
+from core.common.types import InspectedPart
+from core.imaging.overlay import make_overlay
+
+from . import theme
+from .widgets import _font, draw_verdict_badge, fit_size, heat_score, local_time, rgb_to_qimage, verdict_pen
+
+log = logging.getLogger(__name__)
+
+
+class Thumbnail(QAbstractButton):
+    """A small picture of one earlier part with a border in its verdict colour."""
+
+    SIZE = QSize(90, 122)
+    IMAGE_PX = 78
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._part: InspectedPart | None = None
+        self._image: QImage | None = None
+        self._selected = False
+        self.setFixedSize(self.SIZE)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+
+    @property
+    def part(self) -> InspectedPart | None:
+        return self._part
+
+    def set_part(self, part: InspectedPart | None, image: QImage | None, selected: bool) -> None:
+        changed = part is not self._part or selected != self._selected
+        self._part, self._image, self._selected = part, image, selected
+        self.setEnabled(part is not None)
+        if part is not None:
+            decision = part.decision
+            score = "—" if decision.score is None else f"{decision.score:.3f}"
+            self.setToolTip(
+                f"{theme.VERDICT_LABELS[decision.verdict]}  score {score}\n"
+                f"{decision.source_ref}\n{local_time(decision.created_at):%Y-%m-%d %H:%M:%S}"
+                + (f"\n{decision.reason}" if decision.reason else "")
+            )
+        else:
+            self.setToolTip("")
+        if changed:
+            self.update()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return self.SIZE
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        outer = QRectF(self.rect()).adjusted(2, 2, -2, -2)
+        part = self._part
+        if part is None:
+            painter.setPen(QPen(QColor(theme.BORDER), 1, Qt.PenStyle.DashLine))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(outer, 8, 8)
+            painter.end()
+            return
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(theme.PANEL_RAISED))
+        painter.drawRoundedRect(outer, 8, 8)
+        image_box = QRectF(outer.left() + 6, outer.top() + 6, outer.width() - 12, self.IMAGE_PX)
+        painter.fillRect(image_box, QColor(theme.VIEW_BACKGROUND))
+        if self._image is not None:
+            w = self._image.width() / self._image.devicePixelRatio()
+            h = self._image.height() / self._image.devicePixelRatio()
+            target = QRectF(image_box.center().x() - w / 2, image_box.center().y() - h / 2, w, h)
+            painter.drawImage(target, self._image)
+        else:
+            painter.setPen(QColor(theme.TEXT_DIM))
+            painter.setFont(_font(10, QFont.Weight.Bold))
+            painter.drawText(image_box, Qt.AlignmentFlag.AlignCenter, "NO\nIMAGE")
+        # verdict border (colour and line style); white-edged when this part is in the big view
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.setPen(verdict_pen(part.decision.verdict, 4))
+        painter.drawRoundedRect(outer.adjusted(2, 2, -2, -2), 7, 7)
+        draw_verdict_badge(painter, QPointF(outer.right() - 14, outer.top() + 14), 10, part.decision.verdict)
+        if self._selected:
+            painter.setPen(QPen(QColor(theme.TEXT), 2))
+            painter.drawRoundedRect(outer.adjusted(-1, -1, 1, 1), 9, 9)
+        if self.hasFocus():  # keyboard focus: a clear accent ring
+            painter.setPen(QPen(QColor(theme.ACCENT), 3))
+            painter.drawRoundedRect(outer.adjusted(-1, -1, 1, 1), 9, 9)
+        decision = part.decision
+        text = "—" if decision.score is None else f"{decision.score:.3f}"
+        painter.setPen(QColor(theme.TEXT))
+        painter.setFont(_font(15, QFont.Weight.Bold, mono=True))
+        caption = QRectF(
+            outer.left(), image_box.bottom() + 2, outer.width(), outer.bottom() - image_box.bottom() - 6
+        )
+        painter.drawText(caption, Qt.AlignmentFlag.AlignCenter, text)
+        painter.end()
+
+
+class HistoryStrip(QWidget):
+    """The last few parts, newest on the left. Clicking one emits :attr:`part_selected`."""
+
+    part_selected = Signal(object)  # InspectedPart
+
+    def __init__(self, capacity: int = 12, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._thumbs = [Thumbnail(self) for _ in range(capacity)]
+        self._cache: dict[tuple[str, int], QImage] = {}
+        for thumb in self._thumbs:
+            thumb.clicked.connect(partial(self._on_thumbnail_clicked, thumb))
+        # Thumbnails are placed by hand: as many as fit are shown (the newest), so a narrow
+        # screen loses the oldest ones instead of squeezing or clipping all of them.
+        self.setMinimumSize(Thumbnail.SIZE.width(), Thumbnail.SIZE.height())
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+
+    SPACING_PX = 6
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        count = len(self._thumbs)
+        return QSize(count * (Thumbnail.SIZE.width() + self.SPACING_PX), Thumbnail.SIZE.height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        step = Thumbnail.SIZE.width() + self.SPACING_PX
+        fits = max(1, (self.width() + self.SPACING_PX) // step)
+        for index, thumb in enumerate(self._thumbs):
+            thumb.move(index * step, 0)
+            thumb.setVisible(index < fits)
+
+    @property
+    def capacity(self) -> int:
+        return len(self._thumbs)
+
+    def thumbnails(self) -> list[Thumbnail]:
+        return list(self._thumbs)
+
+    def set_parts(self, parts: Sequence[InspectedPart], selected_id: str | None = None) -> None:
+        """Show ``parts`` newest first; the one with ``selected_id`` gets a highlight."""
+        shown = list(parts)[: len(self._thumbs)]
+        keep: dict[tuple[str, int], QImage] = {}
+        for thumb, part in zip(self._thumbs, shown + [None] * (len(self._thumbs) - len(shown)), strict=True):
+            if part is None:
+                thumb.set_part(None, None, False)
+                continue
+            key = (part.decision.part_id, id(part))
+            image = self._cache.get(key)
+            if image is None:
+                image = self._make_thumbnail(part)
+            if image is not None:
+                keep[key] = image
+            thumb.set_part(part, image, part.decision.part_id == selected_id)
+        self._cache = keep
+
+    def _make_thumbnail(self, part: InspectedPart) -> QImage | None:
+        if part.image is None:
+            return None
+        ratio = self.devicePixelRatioF()
+        image_h, image_w = part.image.shape[:2]
+        box = Thumbnail.IMAGE_PX
+        width, height = fit_size(image_w, image_h, box, box)
+        size = (max(1, round(width * ratio)), max(1, round(height * ratio)))
+        try:
+            rgb = make_overlay(part.image, part.heatmap, size=size, score=heat_score(part))
+        except Exception:  # noqa: BLE001 - one odd image must not break the strip
+            log.exception("could not draw thumbnail of %s", part.decision.part_id)
+            return None
+        image = rgb_to_qimage(rgb)
+        image.setDevicePixelRatio(ratio)
+        return image
+
+    def _on_thumbnail_clicked(self, thumb: Thumbnail, *_checked: object) -> None:
+        if thumb.part is not None:
+            self.part_selected.emit(thumb.part)
