@@ -42,6 +42,7 @@ from core.storage.records import Review
 
 from . import theme
 from .history_model import PartDetail, ReaderThread
+from .review_style import REVIEW_STYLE
 from .widgets import local_time, rgb_to_qimage
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,7 @@ class DetailView(QWidget):
     ) -> None:
         super().__init__(parent)
         self.setObjectName("detailView")
+        self.setStyleSheet(REVIEW_STYLE)
         self._actor = actor
         self.detail: PartDetail | None = None
         self.cam_heatmap: tuple[str, np.ndarray] | None = None  # (method, heatmap) shown instead
@@ -328,7 +330,9 @@ class DetailView(QWidget):
         heat = None
         if self.heatmap_box.isChecked():
             heat = self.cam_heatmap[1] if self.cam_heatmap is not None else detail.heatmap
-        rgb = make_overlay(detail.image, heat, alpha=self.opacity.value() / 100.0)
+        # The heat on the absolute scale, as the live screen shows it: a confident good part is cold.
+        score = detail.decision.score if detail.decision.score is not None else 0.0
+        rgb = make_overlay(detail.image, heat, alpha=self.opacity.value() / 100.0, score=score)
         self.view.set_pixmap(QPixmap.fromImage(rgb_to_qimage(rgb)), keep_zoom=keep_zoom)
 
     def _zoom(self, factor: float) -> None:

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from core.reports.shifts import DEFAULT_PLAN, Shift, ShiftPlan
 
 from . import theme
+from .review_style import REVIEW_STYLE
 
 if TYPE_CHECKING:
     from core.storage import VisualLog
@@ -115,7 +116,7 @@ class ExportDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export shift reports")
-        self.setStyleSheet(theme.STYLE_SHEET)
+        self.setStyleSheet(theme.STYLE_SHEET + REVIEW_STYLE)
         self._plan = plan or ShiftPlan.parse(DEFAULT_PLAN)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._open_folder = open_folder

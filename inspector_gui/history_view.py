@@ -34,6 +34,7 @@ from core.reports.shifts import DEFAULT_PLAN, ShiftPlan
 from core.storage.history import HistoryQuery, HistorySort, ReviewState
 
 from .history_model import PAGE_SIZE, THUMB_PX, HistoryModel, LogInfo, ReaderThread
+from .review_style import REVIEW_STYLE
 
 TIME_CHOICES = ("Any time", "This shift", "Previous shift", "Last 24 h", "Last 7 days", "Range")
 SORTS = (
@@ -82,6 +83,7 @@ class HistoryView(QWidget):
     ) -> None:
         super().__init__(parent)
         self.setObjectName("historyView")
+        self.setStyleSheet(REVIEW_STYLE)
         self._clock = clock
         self._plan = ShiftPlan.parse(DEFAULT_PLAN)
         self.model = HistoryModel(reader, page_size=page_size, parent=self)
@@ -164,10 +166,10 @@ class HistoryView(QWidget):
         layout.addWidget(self.table, 1)
 
         pager = QHBoxLayout()
-        self.first_button = QPushButton("⏮ First")
+        self.first_button = QPushButton("« First")
         self.previous_button = QPushButton("◀ Previous")
         self.next_button = QPushButton("Next ▶")
-        self.last_button = QPushButton("Last ⏭")
+        self.last_button = QPushButton("Last »")
         self.first_button.clicked.connect(self.model.first_page)
         self.previous_button.clicked.connect(self.model.previous_page)
         self.next_button.clicked.connect(self.model.next_page)
