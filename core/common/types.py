@@ -58,18 +58,59 @@ class Part:
     error: str | None = None
 
 
+class Fired(enum.StrEnum):
+    """Which opinion called a part bad: the classifier, the good-only anomaly model, or both."""
+
+    CLASSIFIER = "classifier"
+    ANOMALY = "anomaly"
+    BOTH = "both"
+
+
+def fired_for(
+    score: float, threshold: float, anomaly_score: float | None, anomaly_threshold: float | None
+) -> Fired | None:
+    """Which check passed its threshold (None: neither, the part is good)."""
+    classifier = score >= threshold
+    anomaly = (
+        anomaly_score is not None and anomaly_threshold is not None and anomaly_score >= anomaly_threshold
+    )
+    if classifier and anomaly:
+        return Fired.BOTH
+    if classifier:
+        return Fired.CLASSIFIER
+    return Fired.ANOMALY if anomaly else None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Inspection:
-    """What the model said about one image."""
+    """What the model said about one image.
+
+    With a good-only second opinion (``core.model.anomaly``) a part is bad when the classifier's
+    score passes its threshold OR the anomaly score passes its own; ``fired`` says which.
+    """
 
     score: float  # probability that the part is defective, 0..1
     threshold: float
     heatmap: np.ndarray  # Grad-CAM of the bad class, uint8 (H x W) at the model's input size
     latency_ms: float
+    anomaly_score: float | None = None  # distance from good parts (no upper bound); None: no model
+    anomaly_threshold: float | None = None
+    anomaly_heatmap: np.ndarray | None = None  # uint8 (H x W); 128 = at the anomaly threshold
+
+    @property
+    def fired(self) -> Fired | None:
+        return fired_for(self.score, self.threshold, self.anomaly_score, self.anomaly_threshold)
 
     @property
     def verdict(self) -> Verdict:
-        return verdict_for(self.score, self.threshold)
+        return Verdict.GOOD if self.fired is None else Verdict.BAD
+
+    @property
+    def shown_heatmap(self) -> np.ndarray:
+        """The map of whichever check fired (the anomaly map when only it did), else the Grad-CAM."""
+        if self.fired is Fired.ANOMALY and self.anomaly_heatmap is not None:
+            return self.anomaly_heatmap
+        return self.heatmap
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,6 +130,10 @@ class Decision:
     model_hash: str | None
     image_path: str | None  # relative to the media root
     heatmap_path: str | None  # relative to the media root
+    # The good-only second opinion (revision 0007); None for decisions without one.
+    anomaly_score: float | None = None
+    anomaly_threshold: float | None = None
+    fired: str | None = None  # Fired: which check called the part bad; None when good or not inspected
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

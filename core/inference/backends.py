@@ -12,16 +12,25 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
 from core.common.fileio import sha256_bytes
 from core.inference.onnx_bundle import OnnxCard, has_onnx, load_onnx, onnx_path, run_sha256
-from core.model.bundle import BundleError, ModelCard, load_net
+from core.model.bundle import BundleError, ModelCard, load_net, read_card
 from core.model.device import default_threads, pick_device
 
 BACKENDS = ("auto", "torch", "onnx")
+
+
+class RawOutputs(NamedTuple):
+    """What a backend gives for a batch: the classifier's and, with a second opinion, the anomaly model's."""
+
+    scores: np.ndarray  # [N] bad probability
+    cams: np.ndarray  # [N, h, w] raw Grad-CAM of the bad class
+    anomaly_scores: np.ndarray | None  # [N] largest cell of the anomaly map; None without the model
+    anomaly_maps: np.ndarray | None  # [N, h', w'] Mahalanobis distance of each cell
 
 
 class Backend(Protocol):
@@ -36,15 +45,27 @@ class Backend(Protocol):
         """N x C x H x W float32 -> (scores [N], raw cams [N, h, w])."""
         ...
 
+    def run_all(self, batch: np.ndarray) -> RawOutputs:
+        """N x C x H x W float32 -> every output, the anomaly model's included when it runs."""
+        ...
+
     def close(self) -> None: ...
 
 
 class TorchBackend:
     name = "torch"
 
-    def __init__(self, bundle: Path, device: str | None = None, *, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        bundle: Path,
+        device: str | None = None,
+        *,
+        threads: int | None = None,
+        second_opinion: bool = True,
+    ) -> None:
         import torch
 
+        from core.model.anomaly import load_combined
         from core.model.explain import score_and_cam  # torch: only with this backend
 
         net, self.card = load_net(bundle)
@@ -54,14 +75,26 @@ class TorchBackend:
         if threads is not None and self.device == "cpu":
             torch.set_num_threads(threads)  # process-wide: torch has no per-model setting
         self._torch = torch
-        self._module: Any = score_and_cam(net, views=self.card.views).to(self.device).eval()
+        self.second_opinion = second_opinion and self.card.anomaly is not None
+        module = (
+            load_combined(bundle, net, self.card)
+            if self.second_opinion
+            else score_and_cam(net, views=self.card.views)
+        )
+        self._module: Any = module.to(self.device).eval()
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = self.run_all(batch)
+        return out.scores, out.cams
+
+    def run_all(self, batch: np.ndarray) -> RawOutputs:
         torch = self._torch
         with torch.inference_mode():
             x = torch.from_numpy(batch).to(self.device, non_blocking=True)
-            scores, cams = self._module(x)
-            return scores.float().cpu().numpy(), cams.float().cpu().numpy()
+            outputs = [t.float().cpu().numpy() for t in self._module(x)]
+        if len(outputs) == 4:
+            return RawOutputs(*outputs)
+        return RawOutputs(outputs[0], outputs[1], None, None)
 
     def close(self) -> None:
         self._module = None
@@ -150,8 +183,18 @@ class OnnxBackend:
         check_graph(self._session, self.card, self.onnx_card, bundle)
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        scores, cams = self._session.run(None, {self._input: np.ascontiguousarray(batch, np.float32)})
-        return np.asarray(scores, np.float32), np.asarray(cams, np.float32)
+        out = self.run_all(batch)
+        return out.scores, out.cams
+
+    def run_all(self, batch: np.ndarray) -> RawOutputs:
+        # The anomaly outputs are part of the one graph (exported with the card's anomaly model).
+        outputs = [
+            np.asarray(o, np.float32)
+            for o in self._session.run(None, {self._input: np.ascontiguousarray(batch, np.float32)})
+        ]
+        if len(outputs) == 4:
+            return RawOutputs(*outputs)
+        return RawOutputs(outputs[0], outputs[1], None, None)
 
     def close(self) -> None:
         self._session = None
@@ -191,10 +234,20 @@ def resolve_backend(bundle: Path, backend: str = "auto", device: str | None = No
 
 
 def make_backend(
-    bundle: Path, backend: str = "auto", device: str | None = None, *, threads: int | None = None
+    bundle: Path,
+    backend: str = "auto",
+    device: str | None = None,
+    *,
+    threads: int | None = None,
+    second_opinion: bool = True,
 ) -> TorchBackend | OnnxBackend:
+    """The backend for a bundle; ``second_opinion=False`` leaves its anomaly model out (torch only:
+    an exported graph has it built in, so such a bundle then runs on torch)."""
     device = None if device == "auto" else device
     chosen = resolve_backend(bundle, backend, device)
-    if chosen == "onnx":
+    leave_out = not second_opinion and read_card(bundle).anomaly is not None
+    if chosen == "onnx" and not leave_out:
         return OnnxBackend(bundle, device, threads=threads)
-    return TorchBackend(bundle, device, threads=threads)
+    if chosen == "onnx" and backend == "onnx":
+        raise ValueError("the ONNX graph holds the anomaly model: run it without the second opinion on torch")
+    return TorchBackend(bundle, device, threads=threads, second_opinion=second_opinion)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 from core.inference.onnx_bundle import (
+    ANOMALY_OUTPUT_NAMES,
     DEFAULT_OPSET,
     INPUT_NAME,
     ONNX_CARD_FILE,
@@ -45,6 +46,8 @@ from core.inference.onnx_bundle import (
 # float32 rounding of a differently fused graph.
 HEATMAP_TOLERANCE = 1e-3
 SCORE_TOLERANCE = 1e-4
+# Anomaly scores and maps are distances of no fixed scale: compared relative to their largest value.
+ANOMALY_TOLERANCE = 1e-3
 
 
 class OnnxExportError(BundleError):
@@ -55,11 +58,19 @@ def export_net(
     net: nn.Module, *, input_size: int, channels: int = 1, views: int = 1, opset: int = DEFAULT_OPSET
 ) -> bytes:
     """Serialise the score-and-cam graph of an ``InspectionNet`` (eval mode, CPU) to ONNX bytes."""
-    import torch
-
     from core.model.explain import score_and_cam
 
-    module = score_and_cam(net, views=views).cpu().eval()
+    module = score_and_cam(net, views=views)
+    return export_module(module, input_size=input_size, channels=channels, names=OUTPUT_NAMES, opset=opset)
+
+
+def export_module(
+    module: nn.Module, *, input_size: int, channels: int, names: tuple[str, ...], opset: int = DEFAULT_OPSET
+) -> bytes:
+    """Serialise a module ``x -> outputs named names`` (score and cam, and the anomaly model's) to ONNX."""
+    import torch
+
+    module = module.cpu().eval()
     example = torch.zeros(1, channels, input_size, input_size)
     buffer = io.BytesIO()
     batch_axis = {0: "batch"}
@@ -73,8 +84,8 @@ def export_net(
             buffer,  # type: ignore[arg-type]  # a file object is accepted as well as a path
             dynamo=False,
             input_names=[INPUT_NAME],
-            output_names=list(OUTPUT_NAMES),
-            dynamic_axes={INPUT_NAME: batch_axis, OUTPUT_NAMES[0]: batch_axis, OUTPUT_NAMES[1]: batch_axis},
+            output_names=list(names),
+            dynamic_axes={INPUT_NAME: batch_axis, **{name: batch_axis for name in names}},
             opset_version=opset,
             do_constant_folding=True,
         )
@@ -121,7 +132,7 @@ def measure_parity(
     with torch.inference_mode():
         ref_score, ref_cam = (t.numpy() for t in module(torch.from_numpy(batch)))
     session = ort_session(model, device="cpu")
-    score, cam = session.run(None, {INPUT_NAME: batch})
+    score, cam = session.run(None, {INPUT_NAME: batch})[:2]  # the anomaly outputs, if any, follow
     singles = [session.run(None, {INPUT_NAME: batch[i : i + 1]}) for i in range(len(batch))]
     size = batch.shape[-1]
     ref_heat = normalise_cams(ref_cam, size)
@@ -133,6 +144,23 @@ def measure_parity(
         score_diff = max(score_diff, float(np.abs(s - ref_score).max()))
         heat_diff = max(heat_diff, float(np.abs(normalise_cams(c, size) - ref_heat).max()))
     return score_diff, heat_diff
+
+
+def measure_anomaly_parity(module: nn.Module, model: bytes, batch: np.ndarray) -> float:
+    """The largest difference of the anomaly scores and maps between PyTorch and ONNX Runtime,
+    relative to the largest PyTorch value (distances have no fixed scale)."""
+    import torch
+
+    from core.inference.backends import ort_session
+
+    with torch.inference_mode():
+        ref = [t.numpy() for t in module.cpu().eval()(torch.from_numpy(batch))]
+    got = ort_session(model, device="cpu").run(None, {INPUT_NAME: batch})
+    worst = 0.0
+    for index in (2, 3):  # anomaly score, anomaly map
+        scale = max(float(np.abs(ref[index]).max()), 1e-12)
+        worst = max(worst, float(np.abs(got[index] - ref[index]).max()) / scale)
+    return worst
 
 
 def export_bundle(bundle: Path, *, opset: int = DEFAULT_OPSET) -> OnnxCard:
@@ -149,7 +177,21 @@ def export_bundle(bundle: Path, *, opset: int = DEFAULT_OPSET) -> OnnxCard:
 
     folder = bundle_dir(bundle)
     net, card = load_net(folder)
-    data = export_net(net, input_size=card.input_size, channels=card.channels, views=card.views, opset=opset)
+    names: tuple[str, ...] = OUTPUT_NAMES
+    anomaly_diff: float | None = None
+    if card.anomaly is None:
+        data = export_net(
+            net, input_size=card.input_size, channels=card.channels, views=card.views, opset=opset
+        )
+    else:
+        from core.model.anomaly import load_combined
+
+        names = ANOMALY_OUTPUT_NAMES
+        combined = load_combined(folder, net, card)
+        data = export_module(
+            combined, input_size=card.input_size, channels=card.channels, names=names, opset=opset
+        )
+        anomaly_diff = measure_anomaly_parity(combined, data, parity_inputs(card))
     score_diff, heat_diff = measure_parity(net, data, parity_inputs(card), views=card.views)
     if not (score_diff <= SCORE_TOLERANCE and heat_diff <= HEATMAP_TOLERANCE):
         raise OnnxExportError(
@@ -157,11 +199,17 @@ def export_bundle(bundle: Path, *, opset: int = DEFAULT_OPSET) -> OnnxCard:
             f"{SCORE_TOLERANCE:.0e}; heatmap difference {heat_diff:.2e}, limit {HEATMAP_TOLERANCE:.0e}); "
             "nothing was written"
         )
+    if anomaly_diff is not None and not anomaly_diff <= ANOMALY_TOLERANCE:
+        raise OnnxExportError(
+            f"the ONNX anomaly outputs do not match PyTorch (relative difference {anomaly_diff:.2e}, limit "
+            f"{ANOMALY_TOLERANCE:.0e}); nothing was written"
+        )
     onnx_card = OnnxCard(
         format_version=ONNX_FORMAT_VERSION,
         onnx_sha256=sha256_bytes(data),
         input_name=INPUT_NAME,
-        output_names=OUTPUT_NAMES,
+        output_names=names,
+        parity_max_rel_anomaly=anomaly_diff,
         weights_sha256=card.weights_sha256,
         card_sha256=card.content_sha256,
         opset=opset,

@@ -1,5 +1,8 @@
 """The Inspector: bad probability, verdict and Grad-CAM heatmap for every part, in one pass.
 
+With a bundle that holds a good-only anomaly model (``core.model.anomaly``) the same pass also
+gives the anomaly score and its map; the verdict is bad when either opinion passes its threshold.
+
 It runs one of the backends of ``core.inference.backends`` (torch or ONNX Runtime). Both produce the raw cam of the bad class; ``normalise_cams`` and ``to_uint8`` (numpy, OpenCV)
 turn it into the 8-bit heatmap the same way for either. Torch and ONNX Runtime are imported only
 when a backend of theirs is made.
@@ -17,6 +20,7 @@ import numpy as np
 
 from core.common.types import Inspection
 from core.inference.backends import Backend, make_backend
+from core.model.anomaly import anomaly_heatmap
 from core.model.bundle import ModelCard
 from core.model.explain import normalise_cams, to_uint8
 
@@ -33,6 +37,9 @@ class Inspector:
         device: ``cpu``, ``cuda`` or None/``auto`` for a GPU when one is present.
         threshold: The threshold in force; default the bundle's.
         threads: CPU threads for inference; default one per core.
+        second_opinion: Run the bundle's good-only anomaly model (when it has one) beside the
+            classifier, in the same pass: a part is bad when either passes its threshold. False
+            leaves it out (the classifier alone, e.g. to measure what it costs).
     """
 
     def __init__(
@@ -43,10 +50,16 @@ class Inspector:
         device: str | None = None,
         threshold: float | None = None,
         threads: int | None = None,
+        second_opinion: bool = True,
     ) -> None:
         self.bundle_path = Path(bundle)
-        self._backend: Backend = make_backend(self.bundle_path, backend, device, threads=threads)
+        self._backend: Backend = make_backend(
+            self.bundle_path, backend, device, threads=threads, second_opinion=second_opinion
+        )
         self.card: ModelCard = self._backend.card
+        anomaly = self.card.anomaly if second_opinion else None
+        # The anomaly threshold is the card's: it was chosen for a false-reject budget on validation.
+        self.anomaly_threshold: float | None = anomaly.threshold if anomaly is not None else None
         self.preset = self.card.preset
         self._lock = threading.Lock()
         self._threshold = float(self.card.threshold if threshold is None else threshold)
@@ -110,13 +123,28 @@ class Inspector:
                 recorded with each inspection; default now.
         """
         start = time.perf_counter() if started is None else started
-        scores, raw = self._backend.run(batch)
-        heatmaps = to_uint8(normalise_cams(raw, self.preset.input_size))
+        out = self._backend.run_all(batch)
+        size = self.preset.input_size
+        heatmaps = to_uint8(normalise_cams(out.cams, size))
+        anomaly_threshold = self.anomaly_threshold
+        anomaly_scores: list[float | None] = [None] * len(heatmaps)
+        anomaly_maps: list[np.ndarray | None] = [None] * len(heatmaps)
+        if anomaly_threshold is not None and out.anomaly_scores is not None and out.anomaly_maps is not None:
+            anomaly_scores = [float(a) for a in out.anomaly_scores]
+            anomaly_maps = list(anomaly_heatmap(out.anomaly_maps, anomaly_threshold, size))
         per_part_ms = (time.perf_counter() - start) * 1000.0 / max(1, len(batch))
         threshold = self.threshold
         return [
-            Inspection(score=float(s), threshold=threshold, heatmap=h, latency_ms=per_part_ms)
-            for s, h in zip(scores, heatmaps, strict=True)
+            Inspection(
+                score=float(s),
+                threshold=threshold,
+                heatmap=h,
+                latency_ms=per_part_ms,
+                anomaly_score=a,
+                anomaly_threshold=anomaly_threshold if a is not None else None,
+                anomaly_heatmap=m,
+            )  # fmt: skip
+            for s, h, a, m in zip(out.scores, heatmaps, anomaly_scores, anomaly_maps, strict=True)
         ]
 
     def close(self) -> None:

@@ -36,6 +36,7 @@ ONNX_FILE = "model.onnx"
 ONNX_CARD_FILE = "onnx.json"
 INPUT_NAME = "input"
 OUTPUT_NAMES = ("score", "cam")
+ANOMALY_OUTPUT_NAMES = ("score", "cam", "anomaly_score", "anomaly_map")  # one graph, both opinions
 DEFAULT_OPSET = 17
 ONNX_FORMAT_VERSION = 2  # 2: the sidecar records the card hash it was exported from
 # Tagged like the card hash, so a run hash never equals a card or file hash.
@@ -63,10 +64,21 @@ class OnnxCard(BaseModel):
         "avg", description="Global pooling inside the graph (the model card's)."
     )
     input_name: str = Field(INPUT_NAME, description="Name of the N x C x H x W float32 input.")
-    output_names: tuple[str, str] = Field(OUTPUT_NAMES, description="Score [N] and raw cam [N, h, w].")
+    output_names: tuple[str, ...] = Field(
+        OUTPUT_NAMES,
+        min_length=2,
+        max_length=4,
+        description="Score [N] and raw cam [N, h, w]; with the card's anomaly model also "
+        "anomaly_score [N] and anomaly_map [N, h', w'] (ANOMALY_OUTPUT_NAMES).",
+    )
     parity_max_abs_score: float = Field(description="Largest score difference to PyTorch at export.")
     parity_max_abs_heatmap: float = Field(
         description="Largest difference of the normalised heatmaps to PyTorch at export."
+    )
+    parity_max_rel_anomaly: float | None = Field(
+        None,
+        description="Largest difference of the anomaly scores and maps to PyTorch at export, relative to "
+        "the largest value; None without an anomaly model.",
     )
     exported_at: str = Field(description="UTC time of the export, ISO 8601.")
     exporter: str = Field(description="The tool that wrote the graph, with its version.")
@@ -161,6 +173,12 @@ def load_onnx(bundle: Path) -> tuple[ModelCard, OnnxCard, bytes]:
         raise BundleError(
             f"{model_path} was exported from another model card ({onnx_card.card_sha256[:12]}…) than "
             f"{folder / CARD_FILE} ({card.content_sha256[:12]}…): the card was edited after the export; "
+            "export it again. Refusing to load it."
+        )
+    wanted = ANOMALY_OUTPUT_NAMES if card.anomaly is not None else OUTPUT_NAMES
+    if tuple(onnx_card.output_names) != wanted:
+        raise BundleError(
+            f"{model_path} gives {tuple(onnx_card.output_names)} but the model card asks for {wanted}; "
             "export it again. Refusing to load it."
         )
     data = model_path.read_bytes()

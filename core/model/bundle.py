@@ -1,6 +1,7 @@
 """The model bundle: weights in safetensors plus a JSON card, loaded without executing code.
 
-A bundle is a folder holding ``model.safetensors`` and ``model.json``. The card records the
+A bundle is a folder holding ``model.safetensors`` and ``model.json`` (and, with the good-only
+second opinion, ``anomaly.safetensors``, hashed on the card like the weights: ``core.model.anomaly``). The card records the
 architecture, the preprocessing preset, the class names, the chosen threshold, the hash of the
 training data and of the weights, and the metrics.
 
@@ -53,6 +54,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from core import __version__
 from core.common.fileio import sha256_bytes, sha256_file, write_atomic
 from core.imaging.preprocess import Preset
+from core.model.anomaly_card import ANOMALY_FILE, TENSOR_NAMES, AnomalyCard
 from core.model.architectures import ARCHITECTURES
 
 if TYPE_CHECKING:
@@ -108,6 +110,11 @@ class ModelCard(BaseModel):
         1, description="Views of each part averaged: 1, 4 (flips) or 8 (flips of it and its transpose)."
     )
     weights_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the safetensors file.")
+    anomaly: AnomalyCard | None = Field(
+        None,
+        description="The good-only second opinion (core.model.anomaly), its tensors in anomaly.safetensors; "
+        "None: the classifier alone.",
+    )
     training_data_hash: str | None = Field(
         None, description="Hash of the sorted content hashes of the training images."
     )
@@ -146,6 +153,9 @@ def card_sha256(card: dict[str, Any]) -> str:
         card: ``ModelCard.model_dump(mode="json")``, defaults filled in.
     """
     kept = {k: v for k, v in card.items() if k not in VOLATILE_FIELDS}
+    if kept.get("anomaly") is None:
+        # Cards without a second opinion keep the hash they had before the field existed.
+        kept.pop("anomaly", None)
     canonical = json.dumps(kept, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(CARD_HASH_TAG + canonical.encode("ascii")).hexdigest()
 
@@ -222,7 +232,37 @@ def read_card(path: Path) -> ModelCard:
             f"{weights_path}: weights hash {actual[:12]}… does not match the card's "
             f"{card.weights_sha256[:12]}…; the file was changed or corrupted. Refusing to load it."
         )
+    if card.anomaly is not None:
+        load_anomaly_tensors(folder, card.anomaly)  # its format, hash and shapes, as the weights'
     return card
+
+
+def load_anomaly_tensors(folder: Path, card: AnomalyCard) -> dict[str, Any]:
+    """The anomaly model's tensors (numpy), checked: safetensors format, the card's hash, the shapes.
+
+    Raises:
+        BundleError: A missing file, not safetensors, another hash or shapes that do not fit.
+    """
+    from safetensors.numpy import load
+
+    path = bundle_dir(folder) / ANOMALY_FILE
+    if not path.is_file():
+        raise BundleError(f"{path} is missing: the model card names an anomaly model")
+    data = path.read_bytes()
+    check_safetensors(path, data)
+    actual = sha256_bytes(data)
+    if actual != card.weights_sha256:
+        raise BundleError(
+            f"{path}: hash {actual[:12]}… does not match the card's {card.weights_sha256[:12]}…; the file "
+            "was changed or corrupted. Refusing to load it."
+        )
+    tensors = load(data)
+    cells, dims = card.grid[0] * card.grid[1], card.dims
+    want = {"channels": (dims,), "mean": (cells, dims), "precision": (cells, dims, dims)}
+    got = {k: tuple(tensors[k].shape) if k in tensors else None for k in TENSOR_NAMES}
+    if got != want:
+        raise BundleError(f"{path}: tensors {got} do not fit the card's {want}. Refusing to load it.")
+    return dict(tensors)
 
 
 def save_bundle(net: nn.Module, folder: Path, **card_fields: Any) -> ModelCard:
@@ -240,6 +280,18 @@ def save_bundle(net: nn.Module, folder: Path, **card_fields: Any) -> ModelCard:
     )
     write_atomic(folder / CARD_FILE, (json.dumps(card.model_dump(mode="json"), indent=2) + "\n").encode())
     return card
+
+
+def write_card(folder: Path, card: ModelCard) -> None:
+    """Write a card (validated again) over a bundle's card, atomically; the weights are not touched.
+
+    Used to add the good-only model to a trained bundle: the new card is another model (hash).
+    """
+    checked = ModelCard.model_validate(card.model_dump())
+    stamped = checked.model_copy(update={"created_at": datetime.now(UTC).isoformat(timespec="seconds")})
+    write_atomic(
+        Path(folder) / CARD_FILE, (json.dumps(stamped.model_dump(mode="json"), indent=2) + "\n").encode()
+    )
 
 
 def load_weights_into(net: nn.Module, path: Path, card: ModelCard) -> None:

@@ -79,7 +79,10 @@ def _cam_module_class() -> type:
             return prob.reshape(len(self.transforms), n).mean(0), torch.stack(cams).mean(0)
 
         def one_view(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            acts = self.net.features(x)  # type: ignore[operator]
+            return self.from_features(self.net.features(x))  # type: ignore[operator]
+
+        def from_features(self, acts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            """The last feature map -> (bad probability, raw cam); the anomaly model taps earlier maps."""
             h = torch.flatten(self.net.pool(acts), 1)  # type: ignore[operator]
             saved: list[tuple[nn.Module, torch.Tensor]] = []
             for layer in self.net.head:  # type: ignore[union-attr]

@@ -39,7 +39,11 @@ PART_COLUMNS = (
     "reviewed_by",
     "model",
     "image",  # relative to the station's media root
-    "heatmap",
+    "heatmap",  # the map of the check that fired (the anomaly map when only it did)
+    # The good-only second opinion (issue 20); empty for parts judged by the classifier alone.
+    "anomaly_score",
+    "anomaly_threshold",
+    "fired",  # classifier, anomaly or both; empty for a good part, or without a second opinion
 )
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -108,6 +112,7 @@ def write_shift_report(log: VisualLog, shift: Shift, out_dir: Path, *, verify: b
     thresholds: Counter[str] = Counter()
     models: Counter[str] = Counter()
     latencies: list[float] = []
+    fired: Counter[str] = Counter()  # which check called the bad parts bad
 
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\r\n")
@@ -129,6 +134,8 @@ def write_shift_report(log: VisualLog, shift: Shift, out_dir: Path, *, verify: b
             models[_model(record)] += 1
         if d.latency_ms is not None:
             latencies.append(d.latency_ms)
+        if d.fired:
+            fired[d.fired] += 1
         status = "inspected" if d.verdict is not Verdict.NOT_INSPECTED else f"not inspected: {d.reason}"
         review_text = ""
         if review is not None:
@@ -153,6 +160,9 @@ def write_shift_report(log: VisualLog, shift: Shift, out_dir: Path, *, verify: b
                     _model(record),
                     d.image_path or "",
                     d.heatmap_path or "",
+                    _number(d.anomaly_score),
+                    _number(d.anomaly_threshold),
+                    d.fired or "",
                 )
             ]
         )
@@ -193,6 +203,10 @@ def write_shift_report(log: VisualLog, shift: Shift, out_dir: Path, *, verify: b
         "threshold_changes": str(len(changes)),
         "models_in_force": "; ".join(f"{m}: {n} parts" for m, n in sorted(models.items())),
         "mean_latency_ms": f"{sum(latencies) / len(latencies):.2f}" if latencies else "",
+        # Bad parts by the check that called them bad: "anomaly" are those only the good-only model caught.
+        "bad_by_classifier": str(fired["classifier"]),
+        "bad_by_anomaly": str(fired["anomaly"]),
+        "bad_by_both": str(fired["both"]),
     }
     for number, change in enumerate(changes, start=1):
         old = _number(change.old) or "none"

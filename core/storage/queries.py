@@ -45,6 +45,9 @@ def _decision_columns(d: Any) -> Select[Any]:
             ModelVersion.hash,
             d.image_path,
             d.heatmap_path,
+            d.anomaly_score,  # the good-only second opinion (revision 0007)
+            d.anomaly_threshold,
+            d.fired,
         )
         .join(Station, d.station_id == Station.id)
         .outerjoin(ModelVersion, d.model_version_id == ModelVersion.id)
@@ -52,7 +55,7 @@ def _decision_columns(d: Any) -> Select[Any]:
 
 
 _DECISIONS = _decision_columns(DecisionRow)  # built once
-_DECISION_WIDTH = 13
+_DECISION_WIDTH = 16
 
 
 def _filtered(
@@ -80,7 +83,8 @@ def _filtered(
 
 def _to_decision(row: Sequence[Any]) -> Decision:
     (part_id, station, source_ref, created_at, content_hash, verdict, score, threshold, reason,
-     latency_ms, model_hash, image_path, heatmap_path) = row[:_DECISION_WIDTH]  # fmt: skip
+     latency_ms, model_hash, image_path, heatmap_path, anomaly_score, anomaly_threshold,
+     fired) = row[:_DECISION_WIDTH]  # fmt: skip
     return Decision(
         part_id=part_id,
         station=station,
@@ -95,6 +99,9 @@ def _to_decision(row: Sequence[Any]) -> Decision:
         model_hash=model_hash,
         image_path=image_path,
         heatmap_path=heatmap_path,
+        anomaly_score=anomaly_score,
+        anomaly_threshold=anomaly_threshold,
+        fired=fired,
     )
 
 

@@ -155,6 +155,12 @@ class DecisionRow(Base):
     hash_version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     image_sha256: Mapped[str | None] = mapped_column(String(64))  # of the image file's bytes
     heatmap_sha256: Mapped[str | None] = mapped_column(String(64))  # of the heatmap file's bytes
+    # --- Issue 20 (revision 0007): the good-only second opinion beside the classifier. ---
+    # NULL for decisions without one. The verdict (chained) is the combined one; these three say
+    # how it came about and are not links of the chain (hash version 2 predates them).
+    anomaly_score: Mapped[float | None] = mapped_column(Float)
+    anomaly_threshold: Mapped[float | None] = mapped_column(Float)
+    fired: Mapped[str | None] = mapped_column(String(16))  # classifier, anomaly, both; NULL: neither
 
     __table_args__ = (
         CheckConstraint("verdict IN ('good', 'bad', 'not_inspected')", name="verdict"),

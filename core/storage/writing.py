@@ -19,7 +19,7 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from core.common.fileio import sha256_bytes
-from core.common.types import Decision, Inspection, Part, Verdict, verdict_for
+from core.common.types import Decision, Inspection, Part, Verdict
 from core.storage.chain import HASH_VERSION, decision_hash
 from core.storage.context import LogContext
 from core.storage.errors import DuplicatePartError, environment_errors
@@ -123,6 +123,7 @@ def _prepare(context: LogContext, entry: Entry, model_hash: str | None) -> _Prep
     threshold: float | None = None
     latency_ms: float | None = None
     heatmap_png: bytes | None = None
+    second: dict[str, Any] = {"anomaly_score": None, "anomaly_threshold": None, "fired": None}
     if inspection is None:
         reason = reason if reason is not None else part.error
         if not reason:
@@ -137,8 +138,10 @@ def _prepare(context: LogContext, entry: Entry, model_hash: str | None) -> _Prep
         latency_ms = float(inspection.latency_ms)
         if not math.isfinite(latency_ms):
             raise ValueError(f"part {part_id}: latency {latency_ms} must be finite")
-        verdict = verdict_for(score, threshold)
-        heatmap_png = encode_heatmap(inspection.heatmap)
+        verdict = inspection.verdict  # the classifier's, or either opinion's with a second one
+        second = _second_opinion(part_id, inspection)
+        # The map of the check that called the part bad is the one the log keeps and shows.
+        heatmap_png = encode_heatmap(inspection.shown_heatmap)
     if model_hash is not None:
         model_hash = checked_sha256(model_hash)
     content_hash = part.content_hash
@@ -179,6 +182,8 @@ def _prepare(context: LogContext, entry: Entry, model_hash: str | None) -> _Prep
         # The row's own values are what the hash covers (the columns are the hash's fields).
         return decision_hash(previous, station=station, seq=seq, model_hash=model_hash, **values)
 
+    values_unchained = {**values, **second}  # the second opinion's columns are not chain fields
+
     files: list[tuple[str, bytes]] = []
     if image_path is not None and image is not None:
         files.append((image_path, image[0]))
@@ -198,8 +203,22 @@ def _prepare(context: LogContext, entry: Entry, model_hash: str | None) -> _Prep
         model_hash=model_hash,
         image_path=image_path,
         heatmap_path=heatmap_path,
+        **second,
     )
-    return _Prepared(decision=decision, values=values, link=link, media=files, keep=entry.keep)
+    return _Prepared(decision=decision, values=values_unchained, link=link, media=files, keep=entry.keep)
+
+
+def _second_opinion(part_id: str, inspection: Inspection) -> dict[str, Any]:
+    """The anomaly columns of an inspected part: all None without a second opinion, whose rows are
+    the classifier's alone (as every row before revision 0007)."""
+    anomaly, limit = inspection.anomaly_score, inspection.anomaly_threshold
+    if anomaly is None or limit is None:
+        return {"anomaly_score": None, "anomaly_threshold": None, "fired": None}
+    anomaly, limit = float(anomaly), float(limit)
+    if not (math.isfinite(anomaly) and math.isfinite(limit)):
+        raise ValueError(f"part {part_id}: anomaly score {anomaly} and threshold {limit} must be finite")
+    fired = inspection.fired
+    return {"anomaly_score": anomaly, "anomaly_threshold": limit, "fired": fired.value if fired else None}
 
 
 def _first_existing(context: LogContext, part_ids: Sequence[str]) -> str | None:

@@ -146,6 +146,24 @@ class TrainConfig(BaseModel):
         description="Views of each part the bundle averages (1; 4 flips; 8 flips of it and its transpose). "
         "Epochs are selected on one view; the threshold is chosen on the views the station will use.",
     )
+    anomaly: bool = Field(
+        False,
+        description="Also fit the good-only second opinion (core.model.anomaly): a per-location Gaussian of "
+        "the trained classifier's own features on the good training images, its threshold chosen on "
+        "validation good parts for --anomaly-budget. A part is then bad when either opinion passes its "
+        "threshold; it catches defect kinds no training image shows.",
+    )
+    anomaly_dims: int | None = Field(
+        128,
+        ge=1,
+        description="Feature channels the anomaly model keeps per cell (chosen at random, seeded); None: all.",
+    )
+    anomaly_budget: float = Field(
+        0.01,
+        ge=0.0,
+        le=1.0,
+        description="Share of validation good parts the anomaly threshold may reject (its false-reject budget).",
+    )
 
 
 def choose_samples(config: TrainConfig, samples: list[Sample]) -> dict[str, list[Sample]]:

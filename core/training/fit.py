@@ -326,6 +326,12 @@ def train(
         "val_fnr_at_0.5": best.val_fnr,
         "val_fpr_at_0.5": best.val_fpr,
         "val_counts": {"good": int((val_y == 0).sum()), "bad": int((val_y == 1).sum())},
+        # Every validation score (as the threshold saw it), so that a supervisor's what-if shows
+        # the bundle's figures at any threshold and warns before a validation defect is missed.
+        "val_scores": {
+            "good": sorted(round(float(p), 6) for p in probs[val_y == 0]),
+            "bad": sorted(round(float(p), 6) for p in probs[val_y == 1]),
+        },
         "train_counts": {"good": int((train_y == 0).sum()), "bad": int((train_y == 1).sum())},
         "epochs_run": len(history),
         "epochs_planned": config.epochs,
@@ -336,6 +342,16 @@ def train(
         "processes": world,
     }
     log(f"best epoch {best.epoch}; threshold {threshold:.4f}: val FNR {fnr:.3f}, FPR {fpr:.3f}")
+    anomaly = None
+    if config.anomaly:
+        from core.training.anomaly_fit import fit_anomaly
+
+        anomaly = fit_anomaly(
+            net, architecture=config.architecture, preset=preset, views=config.views,
+            good_images=train_x[train_y == 0], val_images=val_x, val_labels=val_y,
+            classifier_threshold=threshold, out_dir=out_dir, dims=config.anomaly_dims,
+            budget=config.anomaly_budget, seed=config.seed, device=device, log=log,
+        )  # fmt: skip
     card = save_bundle(
         net.cpu(),
         out_dir,
@@ -351,6 +367,7 @@ def train(
         pooling=config.pooling,
         training_data_hash=data_hash(splits["train"]),
         metrics=metrics,
+        anomaly=anomaly,
     )
     write_atomic(out_dir / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
     if world > 1:

@@ -170,7 +170,7 @@ def test_a_shift_report_lists_every_part_and_sums_up_the_shift(
     rows = _read(report.parts_csv)
     assert rows[0] == [
         "part_id", "time", "source", "score", "threshold", "verdict", "status",
-        "review", "reviewed_by", "model", "image", "heatmap",
+        "review", "reviewed_by", "model", "image", "heatmap", "anomaly_score", "anomaly_threshold", "fired",
     ]  # fmt: skip
     body = {row[0]: row for row in rows[1:]}
     names = ["first", "formula", "missed", "rejected", "unreadable", "Prüfteil", "second-model", "last"]
