@@ -96,6 +96,7 @@ class SetupCheck:
 
 def _fail_text(check: Any) -> str:
     detail = check.detail.rstrip(".")
+    detail = detail[:1].upper() + detail[1:]
     return f"{detail}. Fix: {check.fix}." if check.fix else f"{detail}."
 
 
@@ -308,7 +309,7 @@ class SetupDialog(QDialog):
         buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.save_button)
         root.addLayout(buttons)
-        self.resize(780, 0)
+        self.setMinimumWidth(780)
 
     def _row(self, form: QFormLayout, label: str, widget: QWidget, key: str) -> None:
         error = QLabel("")
@@ -416,6 +417,7 @@ class SetupDialog(QDialog):
         for key, message in result.problems.items():
             self.errors[key].setText("✗ " + message)
             self.errors[key].show()
+        self.adjustSize()  # room for the messages (wrapped labels ask for height after the fact)
         if config is None or not result.ok:
             self.status.setText(f"Not started: {len(result.problems)} problem(s) above.")
             self.checked.emit(result)

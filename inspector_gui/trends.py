@@ -49,6 +49,8 @@ THRESHOLD_COLOUR = OKABE_ITO["yellow"]
 LATENCY_COLOUR = OKABE_ITO["orange"]
 PACE_COLOUR = OKABE_ITO["bluish_green"]
 
+_LABEL_STYLE = {"color": theme.TEXT_MUTED, "font-size": "12pt"}
+
 DEFAULT_REFRESH_S = 15.0
 DEFAULT_BUCKET_S = 600
 
@@ -143,6 +145,9 @@ class TrendsPage(QWidget):
     ) -> None:
         super().__init__(parent)
         self.setObjectName("trendsPage")
+        # A page of its own colour, also when shown alone (tests, screenshots).
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.setStyleSheet(f"QWidget#trendsPage {{ background: {theme.BACKGROUND}; }}")
         self._busy = False
         self._shut_down = False
         self.latest: ShiftTrends | None = None
@@ -180,7 +185,7 @@ class TrendsPage(QWidget):
         layout.setSpacing(8)
         self.summary = QLabel("Trends of the current shift: waiting for the visual log…")
         self.summary.setObjectName("trendsSummary")
-        self.summary.setStyleSheet("font-size: 20px; font-weight: 600;")
+        self.summary.setStyleSheet(f"color: {theme.TEXT}; font-size: 20px; font-weight: 600;")
         self.summary.setWordWrap(True)
         layout.addWidget(self.summary)
         grid = QGridLayout()
@@ -192,7 +197,7 @@ class TrendsPage(QWidget):
         self.bad_rate_plot.addItem(self._bad_rate_bars)
 
         self.score_plot = self._plot("Score distribution", "parts", "", time_axis=False)
-        self.score_plot.setLabel("bottom", "score (probability of a defect)")
+        self.score_plot.setLabel("bottom", "score (probability of a defect)", **_LABEL_STYLE)
         self.score_plot.addLegend(offset=(-10, 10), labelTextSize="11pt")
         self._good_bars = pg.BarGraphItem(
             x=[], height=[], width=0.05, brush=GOOD_COLOUR, pen=None, name="good"
@@ -209,6 +214,10 @@ class TrendsPage(QWidget):
             label="threshold",
             labelOpts={"position": 0.92, "color": THRESHOLD_COLOUR, "fill": theme.BACKGROUND},
         )
+        label_font = self.threshold_line.label.textItem.font()
+        label_font.setPointSize(12)
+        label_font.setBold(True)
+        self.threshold_line.label.setFont(label_font)
         self.threshold_line.hide()
         self.score_plot.addItem(self.threshold_line)
         self.score_plot.setXRange(0, 1, padding=0.02)
@@ -237,10 +246,9 @@ class TrendsPage(QWidget):
         axes: dict[str, Any] = {"bottom": pg.DateAxisItem(orientation="bottom")} if time_axis else {}
         plot = pg.PlotWidget(axisItems=axes)
         plot.setTitle(title, color=theme.TEXT, size="14pt")
-        label_style = {"color": theme.TEXT_MUTED, "font-size": "12pt"}
-        plot.setLabel("left", quantity, units=unit or None, **label_style)
+        plot.setLabel("left", quantity, units=unit or None, **_LABEL_STYLE)
         if time_axis:
-            plot.setLabel("bottom", "time of day (local)", **label_style)
+            plot.setLabel("bottom", "time of day (local)", **_LABEL_STYLE)
         plot.showGrid(x=False, y=True, alpha=0.25)
         plot.setMouseEnabled(x=False, y=False)
         plot.hideButtons()
@@ -311,9 +319,9 @@ class TrendsPage(QWidget):
             x=centres, y0=list(scores.good), height=list(scores.bad), width=bin_width * 0.9
         )
         if trends.threshold is not None:
+            self.threshold_line.show()  # first: a hidden label ignores new text
             self.threshold_line.setValue(trends.threshold)
             self.threshold_line.label.setFormat(f"threshold {trends.threshold:.2f}")
-            self.threshold_line.show()
         else:
             self.threshold_line.hide()
 
