@@ -101,7 +101,16 @@ class StationMenu:
     def install(self, window: StationWindow, controller: Any) -> None:
         from PySide6.QtGui import QAction, QKeySequence
 
-        menu = window.menuBar().addMenu("&Station")
+        from . import theme
+
+        bar = window.menuBar()
+        bar.setStyleSheet(
+            f"QMenuBar {{ background: {theme.PANEL}; color: {theme.TEXT}; font-size: 15px; }}"
+            f"QMenuBar::item:selected {{ background: {theme.PANEL_RAISED}; }}"
+            f"QMenu {{ background: {theme.PANEL_RAISED}; color: {theme.TEXT}; font-size: 15px; }}"
+            "QMenu::item:selected { background: #0072B2; }"
+        )
+        menu = bar.addMenu("&Station")
         self.stop_action = QAction("Stop the station", window)
         self.stop_action.setShortcut(QKeySequence("Ctrl+Shift+S"))
         setup_action = QAction("Change the set-up…", window)

@@ -98,3 +98,54 @@ def test_missing_xcb_libraries_are_named_with_their_packages_and_exit_non_zero(
     if real_plugin is not None and shutil.which("ldd"):
         missing = doctor.missing_libraries(real_plugin)
         assert (gui_app.qt_platform_problem({"QT_QPA_PLATFORM": "xcb"}) is None) == (not missing)
+
+
+def test_the_station_menu_stops_and_starts_the_station_and_the_window_has_trends(
+    qtbot, qapp, tmp_path: Path
+) -> None:
+    from gui_fakes import FAST_WORKER, FakeLine, make_inspected_part
+    from PySide6.QtCore import QTimer
+
+    from core.common.types import Verdict
+    from core.station.config import StationConfig
+    from inspector_gui.main_window import StationWindow
+    from inspector_gui.trends import TrendsPage
+
+    line = FakeLine([make_inspected_part(i, Verdict.GOOD) for i in range(3)], endless=True, delay_s=0.01)
+    config = StationConfig(
+        source=f"hotfolder:{tmp_path}",
+        model=tmp_path / "model",
+        db_url=f"sqlite:///{tmp_path / 'log.sqlite'}",
+    )
+    menu = gui_app.StationMenu(tmp_path / "station.json", config)
+    seen: dict[str, object] = {}
+
+    def _window() -> StationWindow:
+        return next(
+            w for w in QApplication.topLevelWidgets() if isinstance(w, StationWindow) and w.isVisible()
+        )
+
+    def _stop() -> None:
+        window = _window()
+        seen["pages"] = [type(window.pages.widget(i)).__name__ for i in range(window.pages.count())]
+        menu.stop_action.trigger()  # stop: the worker ends, the window stays
+        seen["running_after_stop"] = window.controller.is_running
+        seen["window_open_after_stop"] = window.isVisible()
+        seen["action_text"] = menu.stop_action.text()
+        menu.stop_action.trigger()  # start: the window closes to open again on a fresh worker
+
+    guard = QTimer()
+    guard.setSingleShot(True)
+    guard.timeout.connect(lambda: [w.close() for w in QApplication.topLevelWidgets()])
+    guard.start(10_000)
+    QTimer.singleShot(400, _stop)
+    try:
+        code = gui_app.run_station(line.factory, settings=FAST_WORKER, config=config, menu=menu)
+    finally:
+        guard.stop()
+    assert code == 0
+    assert seen["pages"][1] == TrendsPage.__name__  # type: ignore[index]
+    assert seen["running_after_stop"] is False and seen["window_open_after_stop"] is True
+    assert seen["action_text"] == "Start the station"
+    assert menu.restart_with == config  # app.main opens the window again on it
+    assert all(runtime.closed for runtime in line.runtimes)
