@@ -32,6 +32,7 @@ COMMAND_MODULES = (
     "core.cli.inference",  # predict, export, bench
     "core.cli.storage",  # log, verify-log, report, backup, prune, users, shifts, review, keep
     "core.cli.export",  # export-labelled
+    "core.cli.threshold",  # threshold what-if, set, history, rollback
     "core.cli.sources",  # probe
     "core.cli.doctor",  # doctor
 )
@@ -89,7 +90,7 @@ _OS_USER_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADi
 # Packages of the optional extras: missing one is an install choice, not a bug.
 EXTRA_OF_MODULE = {
     "torch": "train", "torchvision": "train", "pytorch_grad_cam": "train", "onnx": "train",
-    "sklearn": "train", "matplotlib": "train", "safetensors": "train",
+    "sklearn": "train", "matplotlib": "train", "safetensors": "train", "scipy": "train",
     "PySide6": "gui", "pyqtgraph": "gui", "paho": "mqtt", "psycopg": "postgres", "harvesters": "genicam",
 }  # fmt: skip
 

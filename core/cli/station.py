@@ -13,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.common.errors import UserError
+from core.cli.login import add_login_flags, login
+from core.common.errors import UserError, user_errors
 
 if TYPE_CHECKING:
     from core.station.config import StationConfig
@@ -54,7 +55,13 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--db", metavar="URL", help="SQLAlchemy URL of the visual log (default: SQLite in the data dir)"
     )
     p.add_argument("--station", help="station name recorded with every decision (default station-1)")
-    p.add_argument("--threshold", type=float, help="bad-probability threshold (default: the model's)")
+    p.add_argument(
+        "--threshold", type=float,
+        help="change the bad-probability threshold before starting (a supervisor's log-in: --user;"
+        " default: the one last recorded, else the model's)",
+    )  # fmt: skip
+    p.add_argument("--reason", help="why the --threshold (recorded with it)")
+    add_login_flags(p, required=False)
     p.add_argument("--device", help="auto (the default), cpu or cuda")
     p.add_argument("--headless", action="store_true", help="no window: one JSON line per part on stdout")
     p.add_argument("--quit-after", type=int, metavar="N", help="exit after N parts")
@@ -161,6 +168,28 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         feeder.stop()
 
 
+def _record_start_threshold(config: StationConfig, args: argparse.Namespace) -> None:
+    """Record ``--threshold`` as a logged-in user's change before the station starts (it starts at
+    the threshold last recorded; a name alone no longer changes it)."""
+    from core.storage import VisualLog
+
+    with VisualLog(config.db_url, media_root=config.media_root, station=config.station_name) as log:
+        old = log.current_threshold()
+        if old is not None and abs(old - args.threshold) <= 1e-12:
+            return
+        changes = log.threshold_changes()
+        model_hash = next((c.model_hash for c in reversed(changes) if c.model_hash), None)
+        actor = login(log, args)
+        with user_errors(ValueError):  # a threshold outside 0..1
+            log.record_threshold_change(
+                old,
+                args.threshold,
+                actor=actor,
+                reason=args.reason or "set at start (inspector run --threshold)",
+                model_hash=model_hash,
+            )
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from core.station.config import StationConfig
 
@@ -180,6 +209,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "source_options": {"trigger": args.trigger} if args.trigger else None,
     }
     config = StationConfig.load(args.config, **flags)
+    if args.threshold is not None:
+        _record_start_threshold(config, args)
     if args.headless:
         return _run_headless(config)
     return _run_gui(config, title=config.station_name, screenshot=None)
