@@ -157,26 +157,28 @@ def _cursor(decision: Decision, sort: HistorySort) -> HistoryCursor:
     return HistoryCursor(key=key, part_id=decision.part_id)
 
 
-def _reviewed_ids(outcome: ReviewOutcome | None) -> Any:
-    """Part ids with a review (``outcome`` None), or whose newest review has ``outcome``.
-
-    Reviews are a small share of the log: the filter starts from them (an ``IN`` list the
-    planner reads once), not from every decision with a look-up in the reviews each.
-    """
+def _reviewed(outcome: ReviewOutcome | None, *, counting: bool) -> Any:
+    """The condition "has a review" (``outcome`` None), or "its newest review has ``outcome``"."""
     r = aliased(ReviewRow)
-    ids = select(r.part_id)
+    conditions: list[Any] = []
     if outcome is not None:
         newer = aliased(ReviewRow)
-        ids = ids.where(
-            r.outcome == outcome.value,
-            ~exists(
-                select(literal(1)).select_from(newer).where(newer.part_id == r.part_id, newer.seq > r.seq)
-            ),
-        )
-    return ids
+        later = select(literal(1)).select_from(newer).where(newer.part_id == r.part_id, newer.seq > r.seq)
+        conditions = [r.outcome == outcome.value, ~exists(later)]
+    if counting:
+        return DecisionRow.part_id.in_(select(r.part_id).where(*conditions))
+    return exists(select(literal(1)).select_from(r).where(r.part_id == DecisionRow.part_id, *conditions))
 
 
-def _where(statement: Any, query: HistoryQuery) -> Any:
+def _where(statement: Any, query: HistoryQuery, *, counting: bool = False) -> Any:
+    """``statement`` filtered by ``query``.
+
+    The review filters take two forms. A page walks the sort order's index and stops after a
+    page of matches, so a correlated ``EXISTS`` per row is cheapest (about 100 rows read per
+    match when 1 % of the parts are reviewed). A count reads every match: it starts from the
+    reviews instead (an ``IN`` list the planner reads once), which costs the number of reviews,
+    not the size of the log.
+    """
     d = DecisionRow
     if query.since is not None:
         statement = statement.where(d.created_at >= query.since)
@@ -200,7 +202,7 @@ def _where(statement: Any, query: HistoryQuery) -> Any:
         statement = statement.where(~exists(select(literal(1)).where(ReviewRow.part_id == d.part_id)))
     elif query.review is not None:
         outcome = None if query.review is ReviewState.REVIEWED else ReviewOutcome(query.review.value)
-        statement = statement.where(d.part_id.in_(_reviewed_ids(outcome)))
+        statement = statement.where(_reviewed(outcome, counting=counting))
     return statement
 
 
@@ -296,6 +298,6 @@ def _reviews_of(session: Any, part_ids: Sequence[str]) -> dict[str, tuple[int, V
 
 def count(context: LogContext, query: HistoryQuery) -> int:
     """How many decisions match ``query`` (an index scan: tens of milliseconds per 100,000 rows)."""
-    statement = _where(select(func.count()).select_from(DecisionRow), query)
+    statement = _where(select(func.count()).select_from(DecisionRow), query, counting=True)
     with environment_errors(context.where), context.sessions() as session:
         return int(session.scalar(statement) or 0)
