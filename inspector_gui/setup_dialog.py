@@ -40,12 +40,7 @@ from PySide6.QtWidgets import (
 from core.common.paths import default_db_path
 from core.station.config import StationConfig
 from inspector_gui import theme
-from inspector_gui.station_settings import (
-    EXPECTED_INTERVAL_FIELD,
-    save_station_config,
-    save_window_settings,
-    takes_expected_interval,
-)
+from inspector_gui.station_settings import save_station_config
 
 log = logging.getLogger(__name__)
 
@@ -349,8 +344,7 @@ class SetupDialog(QDialog):
         self.station_name.setText(config.station_name)
         self.model.setText(str(config.model))
         self.database.setText(config.db_url or str(default_db_path()))
-        interval = getattr(config, EXPECTED_INTERVAL_FIELD, None)
-        self.expected_interval.setValue(DEFAULT_EXPECTED_INTERVAL_S if interval is None else float(interval))
+        self.expected_interval.setValue(config.expected_part_interval_s)
 
     # -- values -----------------------------------------------------------------------------------
     def values(self) -> SetupValues:
@@ -375,9 +369,8 @@ class SetupDialog(QDialog):
             model=str(Path(values.model).expanduser().absolute()),
             db_url=values.db_url,
             station_name=values.station_name,
+            expected_part_interval_s=values.expected_interval_s,
         )
-        if takes_expected_interval():
-            base[EXPECTED_INTERVAL_FIELD] = values.expected_interval_s
         return StationConfig.model_validate(base)
 
     # -- checking ---------------------------------------------------------------------------------
@@ -424,10 +417,6 @@ class SetupDialog(QDialog):
             return
         try:
             save_station_config(config, self.config_file)
-            if not takes_expected_interval():
-                save_window_settings(
-                    self.config_file, **{EXPECTED_INTERVAL_FIELD: values.expected_interval_s}
-                )
         except OSError as exc:
             self.status.setText(f"The set-up cannot be saved to {self.config_file}: {exc.strerror or exc}")
             self.checked.emit(result)

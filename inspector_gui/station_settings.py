@@ -24,10 +24,6 @@ from core.common.fileio import write_atomic
 from core.station.config import StationConfig
 
 CONFIG_FILE_NAME = "station.json"
-# The "no parts for N s" setting; StationConfig takes it once the run loop reads it from there.
-EXPECTED_INTERVAL_FIELD = "expected_part_interval_s"
-# Window-only settings that StationConfig (extra="forbid") does not take, beside the station file.
-WINDOW_FILE_NAME = "window.json"
 
 
 def config_dir() -> Path:
@@ -63,32 +59,3 @@ def save_station_config(config: StationConfig, path: Path) -> None:
     """Write the set-up atomically (a crash leaves the old file or the new one, never half)."""
     text = json.dumps(config_file_values(config), indent=2, ensure_ascii=False) + "\n"
     write_atomic(path, text.encode("utf-8"))
-
-
-def takes_expected_interval() -> bool:
-    """Whether ``StationConfig`` has the expected part interval (else it is a window setting)."""
-    return EXPECTED_INTERVAL_FIELD in StationConfig.model_fields
-
-
-def expected_interval_s(config: StationConfig, config_file: Path) -> float | None:
-    """The expected part interval of this set-up: the config's field, else the window file's."""
-    if takes_expected_interval():
-        value = getattr(config, EXPECTED_INTERVAL_FIELD)
-        return None if value is None else float(value)
-    value = window_settings(config_file).get(EXPECTED_INTERVAL_FIELD)
-    return float(value) if isinstance(value, int | float) else None
-
-
-def window_settings(config_file: Path) -> dict[str, Any]:
-    """The window-only settings kept beside ``config_file`` (empty when there are none)."""
-    try:
-        loaded = json.loads((config_file.parent / WINDOW_FILE_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
-
-
-def save_window_settings(config_file: Path, **values: Any) -> None:
-    merged = {**window_settings(config_file), **values}
-    text = json.dumps(merged, indent=2) + "\n"
-    write_atomic(config_file.parent / WINDOW_FILE_NAME, text.encode("utf-8"))

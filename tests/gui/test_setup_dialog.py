@@ -128,6 +128,7 @@ def test_a_valid_set_up_is_saved_and_used_at_the_next_start(qtbot, tmp_path: Pat
     assert log_file.exists()  # created and migrated by the check
     saved = json.loads(config_file.read_text())
     assert saved["station_name"] == "line-3" and "backoff_max_s" not in saved  # defaults left out
+    assert saved["expected_part_interval_s"] == 12.5 == first.expected_part_interval_s
 
     # The next start: the saved set-up, no dialog.
     second = startup_config(None, ask=lambda _initial: pytest.fail("asked again"), environ={})
