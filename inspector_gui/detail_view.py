@@ -251,15 +251,18 @@ class DetailView(QWidget):
         self.comment.setPlaceholderText("Comment (optional)")
         side_layout.addWidget(self.comment)
         buttons = QHBoxLayout()
-        self.confirm_button = QPushButton("✔ Confirm")
-        self.good_button = QPushButton("Truly GOOD")
-        self.bad_button = QPushButton("Truly BAD")
+        self.confirm_button = QPushButton("✔ &Confirm")
+        self.good_button = QPushButton("Truly &GOOD")
+        self.bad_button = QPushButton("Truly &BAD")
         self.confirm_button.clicked.connect(self.confirm)
         self.good_button.clicked.connect(lambda: self.submit_review(Verdict.GOOD))
         self.bad_button.clicked.connect(lambda: self.submit_review(Verdict.BAD))
         for button in (self.confirm_button, self.good_button, self.bad_button):
             buttons.addWidget(button)
         side_layout.addLayout(buttons)
+        self.signer_label = QLabel("")
+        self.signer_label.setObjectName("headerMuted")
+        side_layout.addWidget(self.signer_label)
         self.message_label = QLabel("")
         self.message_label.setWordWrap(True)
         side_layout.addWidget(self.message_label)
@@ -280,8 +283,24 @@ class DetailView(QWidget):
 
     # -- showing a part ---------------------------------------------------------------------------
 
+    def showEvent(self, event: object) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)  # type: ignore[arg-type]
+        self.update_signer()
+
+    def update_signer(self) -> None:
+        """Say who a review would be recorded as (the session may have changed since)."""
+        actor = self._actor()
+        name = getattr(actor, "name", None)
+        role = getattr(getattr(actor, "role", None), "value", "")
+        self.signer_label.setText(
+            f"Reviews are recorded as {name} ({role}); Alt+C, Alt+G, Alt+B"
+            if name
+            else "Nobody is logged in: log in as a supervisor to review"
+        )
+
     def open_part(self, part_id: str) -> None:
         """Read the part on the reader's thread and show it when it arrives."""
+        self.update_signer()
         self.cam_heatmap = None
         self.cam_choice.blockSignals(True)
         self.cam_choice.setCurrentIndex(0)
@@ -385,6 +404,7 @@ class DetailView(QWidget):
         if self.detail is None:
             return
         actor = self._actor()
+        self.update_signer()
         if actor is None:
             self._set_message("⚠ Log in as a supervisor to review parts.")
             return

@@ -221,6 +221,8 @@ class HistoryView(QWidget):
         super().showEvent(event)  # type: ignore[arg-type]
         if not self._started:
             self.start()
+        elif self.model.page_number == 1:
+            self.model.refresh()  # back on the page: the newest parts, unless the user paged away
 
     def start(self) -> None:
         """Ask for the filter choices and the first page (once; showing the page does it)."""

@@ -105,7 +105,7 @@ def test_a_review_is_a_linked_row_and_the_decision_stays(
 
     # Nobody logged in: the page says so and nothing is written.
     qtbot.mouseClick(view.bad_button, Qt.MouseButton.LeftButton)
-    assert "Log in" in view.message
+    assert "Log in" in view.message and "Nobody is logged in" in view.signer_label.text()
     # An operator: core refuses, and records the refusal.
     current["actor"] = known.actor("otto")
     qtbot.mouseClick(view.bad_button, Qt.MouseButton.LeftButton)
@@ -131,9 +131,11 @@ def test_a_review_is_a_linked_row_and_the_decision_stays(
     qtbot.waitUntil(lambda: view.review_list.count() == 1 and "overridden" in view.review_list.item(0).text())
     assert view.comment.text() == ""
 
-    # Confirming: the model's own verdict.
+    # Confirming (from the keyboard): the model's own verdict.
+    assert "recorded as anna (supervisor)" in view.signer_label.text()
+    qtbot.waitUntil(view.confirm_button.isEnabled)
     with qtbot.waitSignal(view.reviewed, timeout=10_000) as recorded:
-        qtbot.mouseClick(view.confirm_button, Qt.MouseButton.LeftButton)
+        qtbot.keyClick(view, Qt.Key.Key_C, Qt.KeyboardModifier.AltModifier)
     assert recorded.args[0].verdict is Verdict.GOOD and recorded.args[0].outcome.value == "confirmed"
     assert _rows(known, decision_sql, p=part.part_id) == before
 
