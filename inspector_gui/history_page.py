@@ -1,4 +1,4 @@
-"""The supervisor's "History" page of the station window: the history, a part's detail, shift export.
+"""The supervisor's "History" page of the station window: history, a part's detail, exports.
 
 One :class:`HistoryPage` holds the history view and the detail view on a stack (Enter on a row
 opens the part; Esc or "History" goes back) and shares one history reader thread between them.
@@ -19,6 +19,7 @@ from .detail_view import ActorProvider, DetailView
 from .export_dialog import ExportDialog, StationLogOpener
 from .history_model import LogOpener, ReaderThread
 from .history_view import HistoryView
+from .labelled_export_dialog import LabelledExportDialog
 
 if TYPE_CHECKING:
     from core.storage import VisualLog
@@ -52,6 +53,8 @@ class HistoryPage(QWidget):
         self._open_station_log = open_station_log
         self._export_dir = export_dir
         self.export_dialog: ExportDialog | None = None
+        self.labelled_dialog: LabelledExportDialog | None = None
+        self._open_log = open_log
         self.reader = ReaderThread(open_log)
         self.history = HistoryView(self.reader)
         self.detail = DetailView(self.reader, actor=actor, bundle=bundle)
@@ -63,6 +66,10 @@ class HistoryPage(QWidget):
         top = QHBoxLayout()
         top.setContentsMargins(16, 8, 16, 0)
         top.addStretch(1)
+        self.labelled_button = QPushButton("Export reviewed parts…")
+        self.labelled_button.setToolTip("good/ and bad/ folders of the reviewed parts, to retrain on")
+        self.labelled_button.clicked.connect(self.open_labelled_export)
+        top.addWidget(self.labelled_button)
         self.export_button = QPushButton("Export shift reports…")
         self.export_button.clicked.connect(self.open_export)
         top.addWidget(self.export_button)
@@ -98,8 +105,21 @@ class HistoryPage(QWidget):
         )
         self.export_dialog.show()
 
+    @Slot()
+    def open_labelled_export(self) -> None:
+        """Open the dialog that exports the reviewed parts as a labelled folder."""
+        combo = self.history.station_choice
+        stations = [combo.itemData(i) for i in range(1, combo.count())]
+        if self.labelled_dialog is not None:
+            self.labelled_dialog.close()
+        out_dir = self._export_dir / "reviewed-parts" if self._export_dir is not None else None
+        self.labelled_dialog = LabelledExportDialog(self._open_log, stations, out_dir=out_dir, parent=self)
+        self.labelled_dialog.show()
+
     def shutdown(self) -> None:
         """Stop every thread of the page (the window calls it when it closes)."""
+        if self.labelled_dialog is not None:
+            self.labelled_dialog.shutdown()
         if self.export_dialog is not None:
             self.export_dialog.shutdown()
         self.history.shutdown()

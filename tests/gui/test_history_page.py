@@ -60,5 +60,19 @@ def test_the_history_page_in_the_station_window(qtbot, tmp_path: Path) -> None:
         "line-b",
     ]
     page.export_dialog.close()
+
+    # The reviewed parts as a labelled folder, from the same page.
+    qtbot.mouseClick(page.labelled_button, Qt.MouseButton.LeftButton)
+    dialog = page.labelled_dialog
+    assert dialog is not None
+    with qtbot.waitSignal(dialog.exported, timeout=30_000) as done:
+        qtbot.mouseClick(dialog.export_button, Qt.MouseButton.LeftButton)
+    result = done.args[0]
+    out = tmp_path / "out" / "reviewed-parts"
+    labels = {p.stem: p.parent.name for p in out.glob("*/*.png")}
+    assert labels[part_id] == "bad"  # the override, not the model's verdict
+    assert result.parts == len(labels) and (out / "manifest.json").is_file()
+    assert dialog.opened_url is not None and "parts written" in dialog.status.text()
+    dialog.close()
     window.close()  # the page's threads stop with the window (the leak check looks)
     assert not page.reader.thread.isRunning()
