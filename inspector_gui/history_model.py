@@ -120,6 +120,7 @@ class HistoryReader(QObject):
         self._open_log = open_log
         self._log: VisualLog | None = None
         self.latest_request = 0  # written by the GUI thread: older requests are skipped
+        self.latest_count_request = 0  # likewise for counts (paging keeps the query's count)
         self.thread_ids: set[int] = set()  # where the reads ran (tests: never the GUI thread)
 
     def _visual_log(self) -> VisualLog:
@@ -156,8 +157,8 @@ class HistoryReader(QObject):
 
     @Slot(int, object)
     def load_count(self, request: int, query: HistoryQuery) -> None:
-        if request < self.latest_request:
-            return
+        if request < self.latest_count_request:
+            return  # the filters have changed since: that count is wanted no more
         try:
             self.count_loaded.emit(request, self._visual_log().history_count(query))
         except Exception as exc:
@@ -306,6 +307,7 @@ class HistoryModel(QAbstractTableModel):
         self._request = 0
         self._shown_request = 0
         self._thumbs_request = 0
+        self._count_request = 0
         self.total: int | None = None
         self.page_number: int | None = 1  # 1-based from the first page; None after "last"
         self._pending_number: int | None = 1
@@ -354,6 +356,8 @@ class HistoryModel(QAbstractTableModel):
         self._query = query
         self.total = None
         self._ask({}, number=1)
+        self._count_request = self._request
+        self._reader.reader.latest_count_request = self._request
         self._count_requested.emit(self._request, query)
 
     def refresh(self) -> None:
@@ -415,7 +419,7 @@ class HistoryModel(QAbstractTableModel):
 
     @Slot(int, int)
     def _on_reader_count_loaded(self, request: int, total: int) -> None:
-        if request <= self._request:
+        if request == self._count_request:  # a count of an earlier query is dropped
             self.total = total
             self.count_changed.emit(total)
 

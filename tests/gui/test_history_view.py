@@ -167,3 +167,29 @@ def test_this_shift_uses_the_plan(qtbot, known: KnownLog, reader: ReaderThread) 
         _choose(view.time_choice, "Previous shift")
         view.apply_filters()
     assert _shown(view) == []
+
+
+def test_quick_changes_show_the_newest_query_and_its_count(
+    qtbot, known: KnownLog, reader: ReaderThread
+) -> None:
+    """Filters changed and pages turned before the answers arrive: the page and the count shown
+    are those of the newest query, and paging does not lose the count."""
+    from core.common.types import Verdict
+    from core.storage.history import HistoryQuery
+    from inspector_gui.history_model import HistoryModel
+
+    model = HistoryModel(reader, page_size=3)
+    good = HistoryQuery(verdicts=(Verdict.GOOD,))
+    bad = HistoryQuery(verdicts=(Verdict.BAD,))
+    model.set_query(good)
+    model.set_query(bad)
+    model.next_page()  # on a page not shown yet: ignored, the first page of ``bad`` comes
+    qtbot.waitUntil(lambda: not model.loading and model.total is not None, timeout=10_000)
+    expected = _sql(known, "d.verdict = 'bad'", "d.created_at DESC, d.part_id DESC")
+    assert model.total == len(expected)
+    assert [model.row_at(r).decision.part_id for r in range(model.rowCount())] == expected[:3]  # type: ignore[union-attr]
+    model.set_query(good)
+    model.next_page()
+    qtbot.waitUntil(lambda: not model.loading and model.total is not None, timeout=10_000)
+    expected = _sql(known, "d.verdict = 'good'", "d.created_at DESC, d.part_id DESC")
+    qtbot.waitUntil(lambda: model.total == len(expected), timeout=10_000)
