@@ -75,11 +75,11 @@ class LiveLayout:
         status.setSizeGripEnabled(False)
         window.setStatusBar(status)
         self._status_station = QLabel("station —")
-        self._status_source = QLabel("source —")
+        self._status_source = ElidedLabel("source —")  # an offline message can be long
         self._status_model = QLabel("model —")
         self._status_threshold = QLabel("threshold —")
         for label in (self._status_station, self._status_source, self._status_model, self._status_threshold):
-            status.addWidget(label)
+            status.addWidget(label, 1 if label is self._status_source else 0)
         self._status_worker = QLabel("worker starting")
         status.addPermanentWidget(self._status_worker)
 
@@ -223,7 +223,7 @@ class LiveLayout:
         self.held_info.setWordWrap(True)
         self.held_view = PartView(held)
         self.held_view.setMinimumSize(200, 150)
-        self.held_view.set_live(False)
+        self.held_view.show_pill = self.held_view.show_legend = False  # the live view has them
         self.held_ack_button = QPushButton("SEEN  (B)")
         self.held_ack_button.setObjectName("heldAck")
         self.held_ack_button.setToolTip("The bad part was seen and taken off the line (B)")

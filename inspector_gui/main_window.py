@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QEvent, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QCloseEvent, QKeySequence, QResizeEvent, QShortcut
 from PySide6.QtWidgets import QApplication, QMainWindow, QWidget
 
 from core.common.types import InspectedPart, Verdict
@@ -125,6 +125,7 @@ class StationWindow(LiveRendering, LiveLayout, QMainWindow):
         self.render_count = 0  # how often the part was actually repainted (tests, diagnostics)
 
         self.setWindowTitle(title or "inspector — starting…")
+        self._font_scale = 1.0
         self.setStyleSheet(theme.STYLE_SHEET)
         self.resize(1440, 900)
         self.setMinimumSize(1000, 620)
@@ -299,7 +300,7 @@ class StationWindow(LiveRendering, LiveLayout, QMainWindow):
         if AlarmKind.STORAGE in self._active:
             return "storage ALARM — parts wait at the source"
         if self._source_status is not None and not self._source_status.online:
-            return f"source OFFLINE: {self._source_status.message}"
+            return "source OFFLINE: reconnecting"  # the message is in the source's label
         return "worker running" if self._started else "worker starting"
 
     def _pill_alarm(self) -> str | None:
@@ -523,6 +524,14 @@ class StationWindow(LiveRendering, LiveLayout, QMainWindow):
         # While not delivering, the banner's age changes every second: repaint it.
         if self._dirty or not self.delivering or self._banner_held(now):
             self.render_now()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        # Larger fonts on a larger window (1920 x 1080, 4K at 100 %), readable from further away.
+        scale = theme.font_scale(self.width(), self.height())
+        if scale != self._font_scale:
+            self._font_scale = scale
+            self.setStyleSheet(theme.scaled_style_sheet(scale))
 
     # -- shutdown ----------------------------------------------------------------------------------
     def save_screenshot(self, path: Path) -> bool:

@@ -7,6 +7,9 @@ counters) so an operator learns them once.
 
 from __future__ import annotations
 
+import math
+import re
+
 from PySide6.QtGui import QColor
 
 from core.common.types import Verdict
@@ -201,7 +204,7 @@ QLabel#caption {{
 }}
 QLabel#scoreValue {{
     font-family: {MONO_FAMILY};
-    font-size: 40px;
+    font-size: 34px;
     font-weight: 700;
 }}
 QLabel#thresholdValue {{
@@ -237,7 +240,7 @@ QLabel#tileCaption {{
 }}
 QLabel#tileValue {{
     font-family: {MONO_FAMILY};
-    font-size: 28px;
+    font-size: 26px;
     font-weight: 700;
 }}
 
@@ -311,3 +314,16 @@ QStatusBar QLabel {{
     padding: 2px 10px;
 }}
 """
+
+
+def scaled_style_sheet(scale: float) -> str:
+    """The style sheet with every font size times ``scale`` (a large window reads from further)."""
+    if scale == 1.0:
+        return STYLE_SHEET
+    return re.sub(r"font-size: (\d+)px", lambda m: f"font-size: {round(int(m[1]) * scale)}px", STYLE_SHEET)
+
+
+def font_scale(width: int, height: int) -> float:
+    """1.0 up to 1440 x 900, growing with the window to 2.0 (4K at 100 %), in steps of 1/8."""
+    scale = min(2.0, max(1.0, min(width / 1440, height / 900)))
+    return math.floor(scale * 8) / 8

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPaintEvent, QPen
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPaintEvent, QPen, QResizeEvent
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from core.common.types import InspectedPart, Verdict
@@ -115,6 +115,8 @@ class PartView(QWidget):
         self._live = True
         self._alarm: str | None = None  # e.g. "OFFLINE": the pill says so instead of LIVE
         self._caption = ""  # e.g. "last part 42 s ago": said in the pill
+        self.show_pill = True  # the LIVE / REVIEW pill (off for the held bad part)
+        self.show_legend = True
         self._cache_key: tuple[object, ...] | None = None
         self._cache_image: QImage | None = None
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -216,9 +218,9 @@ class PartView(QWidget):
             draw_verdict_badge(
                 painter, QPointF(target.right() - radius - 8, target.top() + radius + 8), radius, verdict
             )
-            if self._heatmap_visible and part.heatmap is not None:
+            if self._heatmap_visible and part.heatmap is not None and self.show_legend:
                 self._draw_legend(painter, target)
-        if part is not None or self._alarm is not None:
+        if self.show_pill and (part is not None or self._alarm is not None):
             self._draw_mode_pill(painter)
         painter.end()
 
@@ -280,7 +282,7 @@ class VerdictBanner(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("verdictBanner")
-        self.setMinimumHeight(150)
+        self.setMinimumHeight(110)
         self._title = QLabel(self)
         self._title.setObjectName("verdictTitle")
         self._title.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -352,16 +354,29 @@ class VerdictBanner(QFrame):
         self._reason.setVisible(bool(shown))
         # Style sheets override setFont(), so the sizes live in the sheet too. Re-applying a
         # sheet re-polishes the widget: only do it when the look actually changes.
-        key = (background, foreground, size)
+        self._look = (background, foreground, size)
+        self._apply_look()
+
+    def _apply_look(self) -> None:
+        background, foreground, size = self._look
+        # The letters shrink with the banner on a small screen (1366 x 768 with an alarm shown)
+        # rather than being cut off, and grow back on a large one.
+        scale = min(1.0, max(0.4, self.height() / 270))
+        key = (background, foreground, round(size * scale))
         if key != self._style_key:
             self._style_key = key
             self.setStyleSheet(
                 f"QFrame#verdictBanner {{ background: {background}; border-radius: 12px; }}"
                 f"QLabel {{ color: {foreground}; background: transparent; }}"
-                f"QLabel#verdictTitle {{ font-size: {size}px; font-weight: 900; letter-spacing: 2px; }}"
-                f"QLabel#verdictGlyph {{ font-size: 44px; font-weight: 900; }}"
-                f"QLabel#verdictReason {{ font-size: 18px; font-weight: 600; }}"
+                f"QLabel#verdictTitle {{ font-size: {key[2]}px; font-weight: 900; letter-spacing: 2px; }}"
+                f"QLabel#verdictGlyph {{ font-size: {max(20, round(44 * scale))}px; font-weight: 900; }}"
+                f"QLabel#verdictReason {{ font-size: {max(15, round(18 * scale))}px; font-weight: 600; }}"
             )
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if hasattr(self, "_look"):
+            self._apply_look()
 
 
 # -- score bar ------------------------------------------------------------------------------
@@ -375,11 +390,11 @@ class ScoreBar(QWidget):
         self._score: float | None = None
         self._threshold: float | None = None
         self._colour = QColor(theme.WAITING)
-        self.setMinimumHeight(64)
+        self.setMinimumHeight(56)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
-        return QSize(360, 64)
+        return QSize(360, 56)
 
     @property
     def score(self) -> float | None:
@@ -399,7 +414,7 @@ class ScoreBar(QWidget):
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         left, right = 8.0, self.width() - 8.0
-        track = QRectF(left, 18, right - left, 20)
+        track = QRectF(left, 14, right - left, 18)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor(theme.VIEW_BACKGROUND))
         painter.drawRoundedRect(track, 6, 6)
@@ -449,7 +464,7 @@ class CounterTile(QFrame):
         if colour:
             self._value.setStyleSheet(f"color: {colour};")
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(12, 8, 12, 8)
+        layout.setContentsMargins(10, 4, 10, 4)
         layout.setSpacing(0)
         layout.addWidget(self._caption)
         layout.addWidget(self._value)
