@@ -35,6 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         action="store_true",
         help="a station without a window: Qt and the display are not checked",
     )
+    p.add_argument(
+        "--health",
+        action="store_true",
+        help="a running station's health check (containers, monitoring): a station holds the hot folder, "
+        "the log answers, disk, the bundle present; quick, no model load; exit 1 when unhealthy",
+    )
     p.set_defaults(handler=_cmd_doctor)
 
 
@@ -75,6 +81,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     from core.station.doctor import Status, exit_status, runtime_checks
     from core.station.doctor_station import station_checks
 
+    if args.health:
+        return _cmd_health(args)
     checks = []
     config_checks, settings = _settings(args)
     # Printed as they finish: a camera or a database server may take seconds to answer.
@@ -84,4 +92,19 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     failed = sum(c.status is Status.FAIL for c in checks)
     warned = sum(c.status is Status.WARN for c in checks)
     print(f"doctor: {len(checks)} checks, {failed} failed, {warned} warnings", file=sys.stderr)
+    return exit_status(checks)
+
+
+def _cmd_health(args: argparse.Namespace) -> int:
+    """The station's configuration always (file, INSPECTOR_<FIELD>, flags), then the quick checks."""
+    from core.station.doctor import exit_status
+    from core.station.doctor_health import health_checks
+    from core.station.doctor_station import check_config
+
+    check, config = check_config(
+        args.config, source=args.source, model=args.model, db_url=args.db, device=args.device
+    )
+    checks = [check] if config is None else health_checks(config)
+    for one in checks:
+        print(one.line(), flush=True)
     return exit_status(checks)
