@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 class Thumbnail(QAbstractButton):
     """A small picture of one earlier part with a border in its verdict colour."""
 
-    SIZE = QSize(90, 122)
-    IMAGE_PX = 78
+    SIZE = QSize(88, 114)
+    IMAGE_PX = 72
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)

@@ -128,7 +128,7 @@ class StationWindow(LiveRendering, LiveLayout, QMainWindow):
         self._font_scale = 1.0
         self.setStyleSheet(theme.STYLE_SHEET)
         self.resize(1440, 900)
-        self.setMinimumSize(1000, 620)
+        self.setMinimumSize(1000, 720)  # 1366 x 768 less a task bar or menu; nothing is cut above this
         self._build()
         self._shortcuts()
         if kiosk:

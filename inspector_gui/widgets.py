@@ -282,7 +282,7 @@ class VerdictBanner(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("verdictBanner")
-        self.setMinimumHeight(110)
+        self.setMinimumHeight(90)
         self._title = QLabel(self)
         self._title.setObjectName("verdictTitle")
         self._title.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -348,7 +348,7 @@ class VerdictBanner(QFrame):
         self._colour = QColor(background)
         self._title.setText(title)
         self._glyph.setText(theme.VERDICT_GLYPHS[verdict] if verdict is not None else "")
-        self._glyph.setVisible(verdict is not None)
+        self._glyph.setVisible(verdict is not None and self._roomy())
         shown = f"{self._stale}: not current" if self._stale is not None else (reason or "")
         self._reason.setText(shown)
         self._reason.setVisible(bool(shown))
@@ -373,10 +373,15 @@ class VerdictBanner(QFrame):
                 f"QLabel#verdictReason {{ font-size: {max(15, round(18 * scale))}px; font-weight: 600; }}"
             )
 
+    def _roomy(self) -> bool:
+        """Room for the glyph above the word (on a short banner the word alone says it)."""
+        return self.height() >= 170
+
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
         if hasattr(self, "_look"):
             self._apply_look()
+            self._glyph.setVisible(self._verdict is not None and self._roomy())
 
 
 # -- score bar ------------------------------------------------------------------------------
