@@ -66,16 +66,17 @@ class LiveRendering:
             self.shown_history, None if self._live or part is None else part.decision.part_id
         )
         if not self._live:
-            self.live_button.setText("▶  GO LIVE")
-            self.live_button.setProperty("live", "false")
+            text, look = "▶  GO LIVE", "false"
         elif alarm is not None:
-            self.live_button.setText(f"⚠  {alarm}")
-            self.live_button.setProperty("live", "alarm")
+            text, look = f"⚠  {alarm}", "alarm"
         else:
-            self.live_button.setText("●  LIVE")
-            self.live_button.setProperty("live", "true")
-        self.live_button.style().unpolish(self.live_button)
-        self.live_button.style().polish(self.live_button)
+            text, look = "●  LIVE", "true"
+        # Re-polishing a styled widget is costly: only when its look changes, not at every repaint.
+        if self.live_button.text() != text or self.live_button.property("live") != look:
+            self.live_button.setText(text)
+            self.live_button.setProperty("live", look)
+            self.live_button.style().unpolish(self.live_button)
+            self.live_button.style().polish(self.live_button)
 
     def _render_verdict(self: StationWindow, part: InspectedPart | None, stale: str | None) -> None:
         threshold_default = self._info.threshold if self._info else None
@@ -97,7 +98,9 @@ class LiveRendering:
         colour = theme.verdict_colour(decision.verdict)
         self.score_bar.set_values(decision.score, threshold, colour)
         self.score_label.setText(format_score(decision.score))
-        self.score_label.setStyleSheet(f"color: {colour.name()};")
+        style = f"color: {colour.name()};"
+        if self.score_label.styleSheet() != style:  # a style sheet re-polishes: only on a change
+            self.score_label.setStyleSheet(style)
         self.threshold_label.setText(f"threshold {format_score(threshold)}")
         self._detail_values["PART"].setText(decision.part_id)
         self._detail_values["SOURCE"].setText(decision.source_ref)
