@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent, QPen, QResizeEvent
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent, QPen, QPixmap, QResizeEvent
 from PySide6.QtWidgets import QAbstractButton, QSizePolicy, QWidget
 
 from core.common.types import InspectedPart
@@ -32,6 +32,7 @@ class Thumbnail(QAbstractButton):
         self._part: InspectedPart | None = None
         self._image: QImage | None = None
         self._selected = False
+        self.tiles: dict[tuple[object, ...], QPixmap] = {}  # the strip's, shared by its thumbnails
         self.setFixedSize(self.SIZE)
         self.setCursor(Qt.CursorShape.PointingHandCursor)
 
@@ -60,16 +61,35 @@ class Thumbnail(QAbstractButton):
         return self.SIZE
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
-        painter = QPainter(self)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        outer = QRectF(self.rect()).adjusted(2, 2, -2, -2)
         part = self._part
         if part is None:
+            painter = QPainter(self)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
             painter.setPen(QPen(QColor(theme.BORDER), 1, Qt.PenStyle.DashLine))
             painter.setBrush(Qt.BrushStyle.NoBrush)
-            painter.drawRoundedRect(outer, 8, 8)
+            painter.drawRoundedRect(QRectF(self.rect()).adjusted(2, 2, -2, -2), 8, 8)
             painter.end()
             return
+        # The strip moves by one place per new part: every thumbnail shows another part at each
+        # repaint. Each part's tile is drawn once and kept by the strip, then only copied.
+        ratio = self.devicePixelRatioF()
+        key = (part.decision.part_id, id(part), self._selected, self.hasFocus(), ratio)
+        tile = self.tiles.get(key)
+        if tile is None:
+            tile = QPixmap(round(self.width() * ratio), round(self.height() * ratio))
+            tile.setDevicePixelRatio(ratio)
+            tile.fill(Qt.GlobalColor.transparent)
+            tile_painter = QPainter(tile)
+            self._paint_part(tile_painter, part)
+            tile_painter.end()
+            self.tiles[key] = tile
+        painter = QPainter(self)
+        painter.drawPixmap(0, 0, tile)
+        painter.end()
+
+    def _paint_part(self, painter: QPainter, part: InspectedPart) -> None:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        outer = QRectF(self.rect()).adjusted(2, 2, -2, -2)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor(theme.PANEL_RAISED))
         painter.drawRoundedRect(outer, 8, 8)
@@ -103,7 +123,6 @@ class Thumbnail(QAbstractButton):
             outer.left(), image_box.bottom() + 2, outer.width(), outer.bottom() - image_box.bottom() - 6
         )
         painter.drawText(caption, Qt.AlignmentFlag.AlignCenter, text)
-        painter.end()
 
 
 class HistoryStrip(QWidget):
@@ -115,7 +134,9 @@ class HistoryStrip(QWidget):
         super().__init__(parent)
         self._thumbs = [Thumbnail(self) for _ in range(capacity)]
         self._cache: dict[tuple[str, int], QImage] = {}
+        self._tiles: dict[tuple[object, ...], QPixmap] = {}
         for thumb in self._thumbs:
+            thumb.tiles = self._tiles
             thumb.clicked.connect(partial(self._on_thumbnail_clicked, thumb))
         # Thumbnails are placed by hand: as many as fit are shown (the newest), so a narrow
         # screen loses the oldest ones instead of squeezing or clipping all of them.
@@ -159,6 +180,9 @@ class HistoryStrip(QWidget):
                 keep[key] = image
             thumb.set_part(part, image, part.decision.part_id == selected_id)
         self._cache = keep
+        shown_ids = {part.decision.part_id for part in shown}
+        for key in [k for k in self._tiles if k[0] not in shown_ids]:
+            del self._tiles[key]
 
     def _make_thumbnail(self, part: InspectedPart) -> QImage | None:
         if part.image is None:
