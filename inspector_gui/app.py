@@ -223,6 +223,18 @@ def run_station(
 
         trends = TrendsPage(open_log_for(config))
         window.add_page("Trends", trends, shortcut=TRENDS_SHORTCUT)
+        from core.common import paths
+
+        from .workspace import install_workspace
+
+        # Log-in, the threshold panel and the history: their threads stop when the window closes.
+        install_workspace(
+            window,
+            config.db_url or paths.default_db_url(),
+            media_root=config.media_root,
+            station=config.station_name,
+            bundle=config.model,
+        )
     if menu is not None:
         menu.install(window, controller)
 

@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (
 
 from core.storage.errors import NotAllowedError, StorageError
 
+from . import theme
+from .review_style import REVIEW_STYLE
 from .session import Session
 
 
@@ -42,6 +44,7 @@ class LoginDialog(QDialog):
             self.message = str(exc)
         self.setWindowTitle("Create the first admin" if self.first_run else "Log in")
         self.setModal(True)
+        self.setStyleSheet(theme.STYLE_SHEET + REVIEW_STYLE)
         self.setMinimumWidth(420)
 
         intro = QLabel(

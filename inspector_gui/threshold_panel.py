@@ -45,6 +45,7 @@ from core.storage.auth import Permission
 from core.storage.errors import NotAllowedError, StorageError
 
 from . import theme
+from .review_style import REVIEW_STYLE
 from .session import Session
 from .whatif_reader import LogOpener, WhatIfAnswer, WhatIfReader, WhatIfRequest
 
@@ -82,6 +83,7 @@ class ThresholdPage(QWidget):
         super().__init__(parent)
         self.setObjectName("thresholdPage")
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        self.setStyleSheet(REVIEW_STYLE + f"QHeaderView {{ background: {theme.PANEL}; }}")
         self._session = session
         self._number = 0
         self.answer: WhatIfAnswer | None = None
@@ -284,8 +286,12 @@ class ThresholdPage(QWidget):
             )
             for column, text in enumerate(cells):
                 table.setItem(row, column, QTableWidgetItem(text))
+            table.removeCellWidget(row, 4)
+            if row == 0:
+                table.setItem(row, 4, QTableWidgetItem("in force"))
+                continue
             button = QPushButton(f"Roll back to {change.new:.3f}")
-            button.setEnabled(row > 0 and self._session.may(Permission.CHANGE_THRESHOLD))
+            button.setEnabled(self._session.may(Permission.CHANGE_THRESHOLD))
             button.clicked.connect(lambda _c=False, seq=change.seq: self.roll_back(seq))
             table.setCellWidget(row, 4, button)
         table.resizeColumnsToContents()
