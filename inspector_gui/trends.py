@@ -1,7 +1,7 @@
 """The trend page: the current shift's bad rate, score distribution, latency and pace (pyqtgraph).
 
-The figures come from the visual log (``core.reports.trends.shift_trends``, grouped in the
-database). A :class:`TrendReader` on its own ``QThread`` opens its own read-only use of the log
+The figures come from the visual log (``core.reports.trends``, grouped in the database; the
+intervals that have ended are read once). A :class:`TrendReader` on its own ``QThread`` opens its own read-only use of the log
 and computes them; the GUI thread only plots what it sends. The page asks for fresh figures
 every ``refresh_s`` seconds while it is shown, and at once when it is shown; a request made
 while the reader is still busy is skipped, so a slow database never queues work up.
@@ -76,24 +76,24 @@ class TrendReader(QObject):
         clock: Callable[[], datetime] | None = None,
         plan: ShiftPlan | None = None,
     ) -> None:
+        from core.reports.trends import ShiftTrendsFollower
+
         super().__init__()
         self._open_log = open_log
-        self._bucket_s = bucket_s
         self._clock = clock
-        self._plan = plan
+        # Ended intervals are read once; each refresh reads only the last minutes.
+        self._follower = ShiftTrendsFollower(plan=plan, bucket_s=bucket_s)
         self._log: VisualLog | None = None
         self.thread_ids: list[int] = []  # where each refresh ran (tests: never the GUI thread)
 
     @Slot()
     def refresh(self) -> None:
-        from core.reports.trends import shift_trends
-
         self.thread_ids.append(threading.get_ident())
         try:
             if self._log is None:
                 self._log = self._open_log()
             now = self._clock() if self._clock is not None else None
-            trends = shift_trends(self._log, now=now, plan=self._plan, bucket_s=self._bucket_s)
+            trends = self._follower.read(self._log, now)
         except Exception as exc:  # StorageError and its kind: shown on the page, retried later
             log.warning("trends not refreshed: %s", exc)
             self._close_log()

@@ -219,3 +219,58 @@ def test_bad_spans_are_refused(tmp_path: Path, since, until, bucket_s, message) 
         pytest.raises(ValueError, match=message),
     ):
         log.trend(since, until, bucket_s=bucket_s)
+
+
+def test_the_follower_reads_ended_intervals_once_and_equals_shift_trends(tmp_path: Path) -> None:
+    from core.reports.trends import ShiftTrendsFollower
+
+    current: list[datetime] = [SHIFT_START]
+
+    def _clock() -> datetime:
+        return current[0]
+
+    heatmap = np.zeros((8, 8), dtype=np.uint8)
+    image = np.full((8, 8), 128, dtype=np.uint8)
+    follower = ShiftTrendsFollower(plan=PLAN, bucket_s=300, score_bins=10)
+    rng = np.random.default_rng(3)
+    spans: list[tuple[datetime, datetime]] = []
+    previous_shift = None
+    reused = 0
+    with VisualLog(
+        f"sqlite:///{tmp_path / 'log.sqlite'}", media_root=tmp_path / "m", station="s", clock=_clock
+    ) as log:
+        original = log.trend
+
+        def _recording_trend(since, until, **kwargs):  # type: ignore[no-untyped-def]
+            spans.append((since, until))
+            return original(since, until, **kwargs)
+
+        log.trend = _recording_trend  # type: ignore[method-assign]
+        at = SHIFT_START + timedelta(hours=7, minutes=40)  # across the end of the early shift
+        for step in range(60):
+            at += timedelta(seconds=float(rng.uniform(5, 70)))
+            current[0] = at
+            score = float(rng.uniform())
+            log.record(
+                Part(source_ref=f"p{step}", arrived_at=at, image=image),
+                Inspection(score=score, threshold=0.4, heatmap=heatmap, latency_ms=float(rng.uniform(5, 50))),
+                model_hash="a" * 64,
+            )
+            if step % 4 == 3:
+                now = at + timedelta(seconds=1)
+                spans.clear()
+                followed = follower.read(log, now=now)
+                read_spans = list(spans)
+                log.trend = original  # type: ignore[method-assign]
+                assert followed == shift_trends(log, now=now, plan=PLAN, bucket_s=300, score_bins=10)
+                log.trend = _recording_trend  # type: ignore[method-assign]
+                # Never the whole shift again once intervals have ended: from the last boundary on.
+                latest_start = max(since for since, _ in read_spans)
+                assert (now - latest_start).total_seconds() <= 300 + 1
+                assert all(since >= followed.shift.start for since, _ in read_spans)
+                if followed.shift == previous_shift and now - followed.shift.start > timedelta(seconds=600):
+                    # The ended intervals were read before: nothing from the shift's start again.
+                    assert all(since > followed.shift.start for since, _ in read_spans), read_spans
+                    reused += 1
+                previous_shift = followed.shift
+    assert reused >= 3  # the shift change was crossed and the late shift reused its intervals too
