@@ -73,12 +73,40 @@ def qt_platform_problem(
 
     check = check_qt_libraries(plugin if plugin is not None else xcb_plugin_path())
     if check.status is not Status.FAIL:
-        return None
+        return x_display_problem(environ.get("DISPLAY"))
     lines = [f"inspector: {check.detail}"]
     if check.fix:
         lines.append(f"  fix: {check.fix}")
     lines.append("  (or run the station without a window: inspector run --headless ...)")
     return "\n".join(lines)
+
+
+def x_display_problem(display: str | None) -> str | None:
+    """Why the X display cannot be reached (Qt would abort), or None; asked of libxcb directly."""
+    import ctypes
+
+    try:
+        xcb = ctypes.CDLL("libxcb.so.1")
+    except OSError:  # no libxcb: the library check above names it
+        return None
+    xcb.xcb_connect.restype = ctypes.c_void_p
+    xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    connection = xcb.xcb_connect(display.encode() if display else None, None)
+    try:
+        error = xcb.xcb_connection_has_error(connection)
+    finally:
+        xcb.xcb_disconnect(connection)
+    if not error:
+        return None
+    return (
+        f"inspector: the window cannot open: the X display {display or '(DISPLAY not set)'} cannot be "
+        f"reached (xcb error {error})\n"
+        "  fix: run it from the desktop session (DISPLAY=:0), and let this user use the display "
+        "(XAUTHORITY, xhost)\n"
+        "  (or run the station without a window: inspector run --headless ...)"
+    )
 
 
 class StationMenu:
@@ -209,7 +237,7 @@ def run_station(
         from .startup import run_with_progress
 
         try:
-            run_with_progress(prepare, title=f"starting {title or 'the station'}")
+            run_with_progress(prepare, title=f"Starting {title or 'the station'}")
         except Exception as exc:
             log.exception("start-up failed")
             print(f"inspector: start-up failed: {exc}", file=sys.stderr)
@@ -409,6 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if menu.restart_with is None:
             return code
         config = menu.restart_with
+    print("inspector-gui: no set-up was saved; nothing started", file=sys.stderr)
     return 0
 
 
