@@ -404,9 +404,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_file = args.config or default_config_file()
 
     def _ask(initial: StationConfig | None, *, problem: str | None = None) -> StationConfig | None:
+        from PySide6.QtCore import QTimer
+
         dialog = SetupDialog(config_file, initial=initial)
         if problem:
             dialog.status.setText(problem)
+            QTimer.singleShot(0, dialog.check)  # the reasons under their fields at once
         return dialog.config if dialog.exec() else None
 
     try:
