@@ -54,6 +54,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--no-leak-check", action="store_true", help="skip the augmentation leak check")
     p.set_defaults(handler=_cmd_evaluate)
 
+    p = sub.add_parser(
+        "fit-anomaly",
+        help="add the good-only second opinion to a bundle trained without it (from its run's split.json)",
+    )
+    p.add_argument("model", type=Path, help="model bundle folder (a run folder of inspector train)")
+    p.add_argument("--dims", type=int, default=128, help="feature channels kept per cell (default: 128)")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=0.01,
+        help="false-reject budget on validation good parts (default: 0.01)",
+    )
+    p.add_argument("--threads", type=int, help="CPU threads for torch; default: all cores")
+    p.set_defaults(handler=_cmd_fit_anomaly)
+
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
     """The run's ``TrainConfig``: the ``--config`` file, then the flags given over it."""
@@ -123,4 +138,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         bars.close()
     print((out / "report.md").read_text(encoding="utf-8"))
     print(f"report: {out}")
+    return 0
+
+
+def _cmd_fit_anomaly(args: argparse.Namespace) -> int:
+    from core.model.bundle import BundleError
+    from core.training.anomaly_fit import add_to_bundle
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    with user_errors(ValueError, BundleError):
+        card = add_to_bundle(args.model, dims=args.dims, budget=args.budget)
+    print(
+        f"{args.model}: anomaly threshold {card.threshold:.4g}; the card changed (a new model hash): "
+        f"export it again with `inspector export {args.model} --onnx` before running it on ONNX Runtime"
+    )
     return 0
