@@ -169,7 +169,12 @@ def test_each_row_carries_the_threshold_in_force_also_after_a_change_at_run_time
     try:
         feed(0)
         _run_until(runtime, 4)
-        runtime.inspector.set_threshold(0.0625)  # as a supervisor would, while the line runs
+        # A supervisor changes it in the log while the line runs; the runtime reads it there.
+        with VisualLog(config.db_url, media_root=config.media_root, station="t") as office:
+            office.add_user("sara", role="admin", password="sara-password")
+            sara = office.authenticate("sara", "sara-password")
+            office.record_threshold_change(0.5, 0.0625, actor=sara, reason="run-time change")
+        assert runtime.poll_threshold(force=True) == 0.0625
         assert runtime.info().threshold == 0.0625
         feed(4)
         _run_until(runtime, 8)
