@@ -14,7 +14,7 @@ import io
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,42 +25,7 @@ from core.imaging.decode import DecodeError, read_image
 from core.model.bundle import WEIGHTS_FILE, bundle_dir
 from core.training.augment import augment
 from core.training.data import Sample, check_manifest_images, read_manifest, scan_folder
-
-
-def upper_bound(failures: int, trials: int, confidence: float = 0.95) -> float:
-    """One-sided Clopper-Pearson upper bound of a rate seen as ``failures`` out of ``trials``."""
-    from scipy.stats import beta
-
-    if trials == 0:
-        return 1.0
-    if failures >= trials:
-        return 1.0
-    return float(beta.ppf(confidence, failures + 1, trials - failures))
-
-
-@dataclass(frozen=True, slots=True)
-class OperatingPoint:
-    threshold: float
-    tp: int  # bad parts called bad
-    fn: int  # bad parts missed
-    tn: int
-    fp: int  # good parts rejected
-    fnr: float
-    fnr_upper95: float
-    fpr: float
-    fpr_upper95: float
-
-    @classmethod
-    def at(cls, labels: np.ndarray, scores: np.ndarray, threshold: float) -> OperatingPoint:
-        bad = labels == 1
-        called = scores >= threshold
-        tp, fn = int((bad & called).sum()), int((bad & ~called).sum())
-        tn, fp = int((~bad & ~called).sum()), int((~bad & called).sum())
-        return cls(
-            threshold=float(threshold), tp=tp, fn=fn, tn=tn, fp=fp,
-            fnr=fn / max(tp + fn, 1), fnr_upper95=upper_bound(fn, tp + fn),
-            fpr=fp / max(tn + fp, 1), fpr_upper95=upper_bound(fp, tn + fp),
-        )  # fmt: skip
+from core.training.operating import OperatingPoint
 
 
 def select_samples(model: Path, data_dir: Path, split: str) -> tuple[list[Sample], str]:
@@ -122,6 +87,8 @@ def evaluate(
     card = inspector.card
     samples, described = select_samples(model, data_dir, split)
     labels, scores, unreadable = [], [], []
+    anomaly_scores: list[float] = []
+    anomaly_tiles: list[tuple[np.ndarray, np.ndarray, str]] = []  # misses and single catches, with maps
     heatmaps: dict[int, np.ndarray] = {}
     images_kept: dict[int, np.ndarray] = {}
     latencies: list[float] = []
@@ -147,6 +114,13 @@ def evaluate(
             wrong = (r.score >= card.threshold) != (s.label == 1)
             if wrong and len(heatmaps) < 48:
                 heatmaps[i], images_kept[i] = r.heatmap, img
+            if r.anomaly_score is not None and r.anomaly_heatmap is not None:
+                anomaly_scores.append(r.anomaly_score)
+                fired = r.fired
+                note = {None: "MISSED", "anomaly": "only anomaly", "classifier": "only classifier"}
+                if s.label == 1 and fired in note and len(anomaly_tiles) < 48:
+                    label = f"{note[fired]} {r.score:.2f} / {r.anomaly_score:.3g}"
+                    anomaly_tiles.append((img, r.anomaly_heatmap, label))
         if progress:
             progress("evaluate", min(start + batch_size, len(samples)), len(samples))
     y, p = np.array(labels, dtype=np.int64), np.array(scores, dtype=np.float64)
@@ -194,6 +168,13 @@ def evaluate(
         except Exception as exc:  # noqa: BLE001 - recorded in the report, never swallowed silently
             problems.append(f"{name} failed: {type(exc).__name__}: {exc}")
 
+    if len(anomaly_scores) == len(p) and inspector.anomaly_threshold is not None:
+        a = np.array(anomaly_scores, dtype=np.float64)
+        write_atomic(out_dir / "scores.csv", _scores_csv(usable, y, p, a))
+        part(
+            "second opinion",
+            lambda: _second_opinion(out_dir, report, y, p, a, inspector, usable, anomaly_tiles),
+        )
     if leak_check:
         part("leak check", lambda: report.update(leak_check=leak_check_report(model, data_dir, inspector)))
     part(
@@ -206,13 +187,33 @@ def evaluate(
     return report
 
 
-def _scores_csv(usable: list[Sample], y: np.ndarray, p: np.ndarray) -> bytes:
+def _scores_csv(usable: list[Sample], y: np.ndarray, p: np.ndarray, a: np.ndarray | None = None) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["path", "label", "score"])
-    for s, label, score in zip(usable, y, p, strict=True):
-        writer.writerow([str(s.path), "bad" if label else "good", repr(float(score))])
+    writer.writerow(["path", "label", "score"] + (["anomaly_score"] if a is not None else []))
+    for i, (s, label, score) in enumerate(zip(usable, y, p, strict=True)):
+        extra = [repr(float(a[i]))] if a is not None else []
+        writer.writerow([str(s.path), "bad" if label else "good", repr(float(score)), *extra])
     return out.getvalue().encode()
+
+
+def _second_opinion(
+    out_dir: Path,
+    report: dict[str, Any],
+    y: np.ndarray,
+    p: np.ndarray,
+    a: np.ndarray,
+    inspector: Any,
+    usable: list[Sample],
+    tiles: list[tuple[np.ndarray, np.ndarray, str]],
+) -> None:
+    """Each opinion alone and combined (``core.training.evaluation_anomaly``)."""
+    from core.training.evaluation_anomaly import combined_figures, combined_report, misses_gallery
+
+    section = combined_report(y, p, a, inspector.threshold, inspector.anomaly_threshold, usable)
+    report["second_opinion"] = section
+    combined_figures(out_dir, y, p, a, section)
+    misses_gallery(out_dir, tiles)
 
 
 def scores_agree(plain: np.ndarray, augmented: np.ndarray, threshold: float, tolerance: float = 0.1) -> bool:
@@ -366,6 +367,10 @@ def _markdown(r: dict[str, Any]) -> str:
         "",
         "Figures: `confusion.png`, `curves.png`, `misclassified.png`; every score in `scores.csv`.",
     ]
+    if "second_opinion" in r:
+        from core.training.evaluation_anomaly import markdown_lines
+
+        lines += markdown_lines(r["second_opinion"])
     leak = r.get("leak_check")
     if leak and "skipped" in leak:
         lines += ["", f"Leak check skipped: {leak['skipped']}."]

@@ -130,3 +130,28 @@ def test_onnx_gives_the_same_four_outputs_in_one_graph(anomaly_model: Path, tmp_
     # Without the second opinion such a bundle runs on torch (the graph has it built in).
     with pytest.raises(ValueError, match="without the second opinion on torch"):
         Inspector(bundle, backend="onnx", second_opinion=False)
+
+
+def test_evaluate_reports_each_opinion_alone_and_combined(anomaly_model: Path, tmp_path: Path) -> None:
+    from core.training.evaluation import evaluate
+
+    data = Path(json.loads((anomaly_model / "split.json").read_text())["root"])
+    out = tmp_path / "eval"
+    report = evaluate(anomaly_model, data, out, split="all", leak_check=False)
+    section = report["second_opinion"]
+    n_bad, n_good = report["data"]["bad"], report["data"]["good"]
+    for name in ("classifier", "anomaly", "combined"):
+        op = section[name]
+        assert op["tp"] + op["fn"] == n_bad and op["tn"] + op["fp"] == n_good
+    # Either opinion calls a part bad: the combined decision misses no more than either alone,
+    # and rejects no fewer good parts.
+    assert section["combined"]["fn"] <= min(section["classifier"]["fn"], section["anomaly"]["fn"])
+    assert section["combined"]["fp"] >= max(section["classifier"]["fp"], section["anomaly"]["fp"])
+    assert len(section["missed_by_both"]) == section["combined"]["fn"]
+    assert section["classifier"] == report["at_chosen_threshold"]
+    assert 0.0 <= section["anomaly_roc_auc"] <= 1.0
+    assert (out / "curves_combined.png").is_file()
+    rows = (out / "scores.csv").read_text().splitlines()
+    assert rows[0] == "path,label,score,anomaly_score" and len(rows) == 1 + n_bad + n_good
+    assert "The second opinion" in (out / "report.md").read_text()
+    assert report["problems"] == []
