@@ -8,6 +8,7 @@ database again, interval by interval and bin by bin, with plain SQL on the decis
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -84,13 +85,26 @@ def _sql_time(connection, moment: datetime):  # type: ignore[no-untyped-def]
     return moment
 
 
+@pytest.fixture(scope="module")
+def filled_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite log holding the known parts, filled once (its folder: log.sqlite and media/)."""
+    folder = tmp_path_factory.mktemp("filled")
+    _fill(f"sqlite:///{folder / 'log.sqlite'}", folder / "media")
+    return folder
+
+
+def _copy_of(filled: Path, tmp_path: Path) -> str:
+    """A test's own copy of the filled log (the log was closed cleanly: one file)."""
+    shutil.copyfile(filled / "log.sqlite", tmp_path / "log.sqlite")
+    shutil.copytree(filled / "media", tmp_path / "media")
+    return f"sqlite:///{tmp_path / 'log.sqlite'}"
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def filled_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A real visual log holding the known parts, on SQLite and (when given) PostgreSQL."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'log.sqlite'}"
-        _fill(url, tmp_path / "media")
-        yield url
+        yield _copy_of(request.getfixturevalue("filled_sqlite"), tmp_path)
         return
     if not PG_URL:
         pytest.skip("set INSPECTOR_TEST_PG_URL to run the trend tests on PostgreSQL")
@@ -185,9 +199,10 @@ def test_shift_trends_equal_direct_sql(filled_url: str, tmp_path: Path) -> None:
     )
 
 
-def test_an_empty_shift_has_empty_intervals_and_the_threshold_from_before(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'log.sqlite'}"
-    _fill(url, tmp_path / "media")
+def test_an_empty_shift_has_empty_intervals_and_the_threshold_from_before(
+    tmp_path: Path, filled_sqlite: Path
+) -> None:
+    url = _copy_of(filled_sqlite, tmp_path)
     later = NOW + timedelta(hours=8)  # the late shift: nothing recorded in it
     with VisualLog(url, media_root=tmp_path / "media", station="line-3") as log:
         trends = shift_trends(log, now=later, plan=PLAN, bucket_s=BUCKET_S)
