@@ -5,7 +5,7 @@ judged again at the current and at the proposed threshold (bad when ``score >= t
 on the line): how many would change verdict (good -> bad, bad -> good), split by what reviews
 say the part truly is; the yield at both thresholds; and, on the parts whose truth is known from
 a review, the miss rate and false-reject rate at both thresholds with 95% Clopper-Pearson
-intervals (``core.training.evaluation.upper_bound``, two-sided). Beside them the bundle's own
+intervals (``core.training.operating.upper_bound``, two-sided). Beside them the bundle's own
 validation figures at both thresholds, from the validation scores in its card, and the
 validation defects the proposed threshold would miss: the caller must warn about those.
 
@@ -136,7 +136,7 @@ def _finite(value: Any) -> Any:
 
 def clopper_pearson(count: int, total: int, confidence: float = 0.95) -> tuple[float, float]:
     """Two-sided Clopper-Pearson interval of ``count`` out of ``total``; (0, 1) when ``total`` is 0."""
-    from core.training.evaluation import upper_bound  # the one-sided bound training reports
+    from core.training.operating import upper_bound  # the one-sided bound training reports
 
     if total <= 0:
         return 0.0, 1.0
