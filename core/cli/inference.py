@@ -84,6 +84,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--memory-every", type=ranged(int, ge=0), default=500, metavar="N", help="sample memory every N parts"
     )
+    p.add_argument(
+        "--second-opinion",
+        choices=("on", "off", "both"),
+        default="on",
+        help="the bundle's good-only anomaly model beside the classifier: on (as the station runs), off "
+        "(the classifier alone, on torch), or both runs one after the other with their ratio (default: on)",
+    )
     p.add_argument("--plot", type=Path, metavar="PNG", help="write a plot of the latency distributions")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(handler=_cmd_bench)
@@ -163,25 +170,37 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     images = list_images(args.image_dir)
     reports = []
+    opinions = {"on": (True,), "off": (False,), "both": (True, False)}[args.second_opinion]
     for device in bench_devices(args.backend, args.device):
-        report = run_bench(
-            args.model,
-            images,
-            backend=args.backend,
-            device=device,
-            threads=args.threads,
-            parts=args.parts,
-            pipelined=not args.serial,
-            max_batch=args.max_batch,
-            rate_hz=args.rate,
-            memory_every=args.memory_every,
-            progress=None if args.json else _progress,
-        )
-        reports.append(report)
-        if not args.json:
-            print(file=sys.stderr)
-            print(format_report(report), flush=True)
-    if len(reports) > 1 and not args.json:
+        for second_opinion in opinions:
+            report = run_bench(
+                args.model,
+                images,
+                # The classifier alone needs torch when the graph has the anomaly model built in.
+                backend="torch" if not second_opinion and args.backend == "auto" else args.backend,
+                device=device,
+                threads=args.threads,
+                parts=args.parts,
+                pipelined=not args.serial,
+                max_batch=args.max_batch,
+                rate_hz=args.rate,
+                memory_every=args.memory_every,
+                progress=None if args.json else _progress,
+                second_opinion=second_opinion,
+            )
+            reports.append(report)
+            if not args.json:
+                print(file=sys.stderr)
+                print(format_report(report), flush=True)
+    if args.second_opinion == "both" and not args.json:
+        for with_it, alone in zip(reports[::2], reports[1::2], strict=True):
+            print(
+                f"the second opinion costs {with_it.device}: inference p50 {with_it.stages['inference'].p50_ms:.2f} "
+                f"vs {alone.stages['inference'].p50_ms:.2f} ms "
+                f"({with_it.stages['inference'].p50_ms / max(alone.stages['inference'].p50_ms, 1e-9):.2f}x); "
+                f"{with_it.parts_per_s:.1f} vs {alone.parts_per_s:.1f} parts/s"
+            )
+    elif len(reports) > 1 and not args.json:
         cpu, gpu = reports[0], reports[1]
         print(
             f"side by side: inference p50 {cpu.stages['inference'].p50_ms:.2f} ms on {cpu.device}, "

@@ -46,20 +46,24 @@ from core.common.errors import UserError
 from core.common.fileio import sha256_file
 from core.common.types import InspectedPart, Inspection, Part, Verdict
 from core.imaging.decode import IMAGE_SUFFIXES, DecodeError, decode_image
+from core.station.bench_output import STAGE_HELP, STAGES, format_report, plot_latency
+
+__all__ = [
+    "STAGES",
+    "STAGE_HELP",
+    "BenchReport",
+    "bench_devices",
+    "format_report",
+    "list_images",
+    "plot_latency",
+    "run_bench",
+]
 
 if TYPE_CHECKING:
     from core.inference.inspector import Inspector
     from core.sources import Source
     from core.storage import VisualLog
 
-STAGES = ("decode", "inference", "log")
-STAGE_HELP = {
-    "decode": "read and decode the file (measured apart, before the run)",
-    "inference": "the Inspector: score and Grad-CAM heatmap (per part of a batch)",
-    "log": "record the row: image and heatmap files, database commit (per part of a group commit)",
-    "in_station": "taken from the source to committed row and file moved",
-    "end_to_end": "file in the inbox to committed row (waiting in the backlog included)",
-}
 _WARMUP_RUNS = 5
 _STALL_S = 60.0  # no part committed for this long: the run is broken, not slow
 
@@ -103,6 +107,9 @@ class BenchReport:
     architecture: str
     input_size: int
     views: int
+    # The good-only second opinion ran beside the classifier (the same pass); False: the
+    # classifier alone, also for a bundle that has one (to measure what it costs).
+    second_opinion: bool
     backend: str
     device: str
     threads: int
@@ -256,6 +263,7 @@ def run_bench(
     memory_every: int = 500,
     work_dir: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    second_opinion: bool = True,
 ) -> BenchReport:
     """Run the station on ``images`` and time it (see the module docstring).
 
@@ -274,6 +282,8 @@ def run_bench(
         memory_every: Sample the process's memory every this many parts (0: never).
         work_dir: Where the temporary folder goes; it is removed afterwards.
         progress: Called with (parts committed, parts) now and then.
+        second_opinion: Run the bundle's good-only anomaly model beside the classifier, as the
+            station does; False: the classifier alone (on torch: an ONNX graph has it built in).
 
     Raises:
         UserError: No images, or more parts asked for than there are distinct images.
@@ -301,7 +311,9 @@ def run_bench(
     timings.seconds["decode"] = _decode_times(chosen)
     batch_limit = max(1, max_batch) if pipelined else 1
 
-    inspector = Inspector(model, backend=backend, device=device, threads=threads)
+    inspector = Inspector(
+        model, backend=backend, device=device, threads=threads, second_opinion=second_opinion
+    )
     try:
         _warm_up(inspector, chosen, batch_limit)
         with tempfile.TemporaryDirectory(prefix="inspector-bench-", dir=work_dir) as tmp:
@@ -368,6 +380,7 @@ def run_bench(
         architecture=inspector.card.architecture,
         input_size=inspector.card.input_size,
         views=inspector.card.views,
+        second_opinion=inspector.anomaly_threshold is not None,
         backend=inspector.backend,
         device=inspector.device,
         threads=threads or _threads_in_use(inspector),
@@ -495,85 +508,6 @@ def _threads_in_use(inspector: Inspector) -> int:
     from core.model.device import default_threads
 
     return default_threads()
-
-
-# ---------------------------------------------------------------------------------------- output
-
-
-def format_report(report: BenchReport) -> str:
-    """The report as text for a terminal."""
-    lines = [
-        f"{report.model} ({report.architecture}, {report.input_size} px"
-        + (f", {report.views} views" if report.views > 1 else "")
-        + f")  backend {report.backend}  device {report.device}  threads {report.threads}  {report.mode}"
-        + (
-            f" (batches up to {report.max_batch}, mean {report.mean_batch:g})"
-            if report.mode == "pipelined"
-            else ""
-        )
-        + (
-            f", files published at {report.rate_hz:g}/s"
-            if report.rate_hz
-            else ", files published all at once"
-        ),
-        f"{report.parts} parts in {report.wall_s:.2f} s: {report.parts_per_s:.1f} parts/s   "
-        f"CPU {report.cpu_ms_per_part:.1f} ms/part   rows logged: {report.rows_logged}   "
-        + ", ".join(f"{k}: {v}" for k, v in report.verdicts.items())
-        + (f"   ({report.duplicates_skipped} duplicate files left out)" if report.duplicates_skipped else ""),
-        f"{'per part':<12}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'mean ms':>9}  what",
-    ]
-    figures = [*report.stages.items(), ("in_station", report.in_station), ("end_to_end", report.end_to_end)]
-    for name, stats in figures:
-        lines.append(
-            f"{name.replace('_', ' '):<12}{stats.p50_ms:9.2f}{stats.p95_ms:9.2f}{stats.p99_ms:9.2f}"
-            f"{stats.mean_ms:9.2f}  {STAGE_HELP[name]}"
-        )
-    if report.memory:
-        first, last = report.memory[0], report.memory[-1]
-        growth = "n/a" if report.rss_growth_mb is None else f"{report.rss_growth_mb:+.1f} MB"
-        lines.append(
-            f"memory: RSS {first.rss_mb:.0f} MB after {first.parts} parts, {last.rss_mb:.0f} MB after "
-            f"{last.parts}; growth after the first tenth {growth}; peak {report.peak_rss_mb} MB"
-        )
-    elif report.peak_rss_mb is not None:
-        lines.append(f"memory: peak RSS {report.peak_rss_mb} MB")
-    lines.append(f"load average (1 min) before/after: {report.load_average[0]} / {report.load_average[1]}")
-    return "\n".join(lines)
-
-
-def plot_latency(reports: Sequence[BenchReport], path: Path) -> Path:
-    """Per-part latency distributions (CDF, log time axis), one panel per run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(reports), figsize=(6.5 * len(reports), 4.2), squeeze=False)
-    for ax, report in zip(axes[0], reports, strict=True):
-        for name in (*STAGES, "in_station", "end_to_end"):
-            values = np.sort(np.asarray(report.timings_s.get(name, []), dtype=np.float64) * 1000.0)
-            if values.size == 0:
-                continue
-            cdf = np.arange(1, values.size + 1) / values.size
-            style = {"linewidth": 2.4, "color": "black"} if name == "end_to_end" else {"linewidth": 1.4}
-            ax.plot(values, cdf, label=name.replace("_", " "), **style)
-        ax.set_xscale("log")
-        ax.set_xlabel("latency per part (ms)")
-        ax.set_ylabel("fraction of parts")
-        ax.set_title(
-            f"{report.architecture} {report.backend}/{report.device}: {report.parts_per_s:.0f} parts/s",
-            fontsize=10,
-        )
-        for q in (0.5, 0.95, 0.99):
-            ax.axhline(q, color="grey", linewidth=0.5, linestyle=":")
-        ax.grid(True, which="both", linewidth=0.3)
-        ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def bench_devices(backend: str, device: str | None) -> list[str]:

@@ -155,3 +155,24 @@ def test_evaluate_reports_each_opinion_alone_and_combined(anomaly_model: Path, t
     assert rows[0] == "path,label,score,anomaly_score" and len(rows) == 1 + n_bad + n_good
     assert "The second opinion" in (out / "report.md").read_text()
     assert report["problems"] == []
+
+
+def test_bench_runs_the_station_with_and_without_the_second_opinion(
+    anomaly_model: Path, pair_data: Path, tmp_path: Path
+) -> None:
+    from core.station.bench import format_report, run_bench
+
+    images = sorted((pair_data / "bad").glob("*.png"))[:4] + sorted((pair_data / "good").glob("*.png"))[:4]
+    with_it = run_bench(
+        anomaly_model, images, backend="torch", device="cpu", memory_every=0, work_dir=tmp_path
+    )
+    alone = run_bench(
+        anomaly_model, images, backend="torch", device="cpu", memory_every=0, work_dir=tmp_path,
+        second_opinion=False,
+    )  # fmt: skip
+    assert (with_it.second_opinion, alone.second_opinion) == (True, False)
+    assert with_it.rows_logged == alone.rows_logged == 8
+    # Either opinion calls a part bad: never fewer bad parts with the second opinion.
+    assert with_it.verdicts["bad"] >= alone.verdicts["bad"]
+    assert "with the second opinion" in format_report(with_it)
+    assert "with the second opinion" not in format_report(alone)
