@@ -36,7 +36,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -46,7 +45,15 @@ from core.common.errors import UserError
 from core.common.fileio import sha256_file
 from core.common.types import InspectedPart, Inspection, Part, Verdict
 from core.imaging.decode import IMAGE_SUFFIXES, DecodeError, decode_image
-from core.station.bench_output import STAGE_HELP, STAGES, format_report, plot_latency
+from core.station.bench_output import (
+    STAGE_HELP,
+    STAGES,
+    BenchReport,
+    LatencyStats,
+    MemorySample,
+    format_report,
+    plot_latency,
+)
 
 __all__ = [
     "STAGES",
@@ -66,82 +73,6 @@ if TYPE_CHECKING:
 
 _WARMUP_RUNS = 5
 _STALL_S = 60.0  # no part committed for this long: the run is broken, not slow
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LatencyStats:
-    """Percentiles of one figure over all parts, in milliseconds."""
-
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    mean_ms: float
-    max_ms: float
-
-    @classmethod
-    def of(cls, seconds: Sequence[float] | np.ndarray) -> LatencyStats:
-        if len(seconds) == 0:
-            return cls(p50_ms=0.0, p95_ms=0.0, p99_ms=0.0, mean_ms=0.0, max_ms=0.0)
-        ms = np.asarray(seconds, dtype=np.float64) * 1000.0
-        p50, p95, p99 = np.percentile(ms, [50, 95, 99])
-        return cls(
-            p50_ms=round(float(p50), 3),
-            p95_ms=round(float(p95), 3),
-            p99_ms=round(float(p99), 3),
-            mean_ms=round(float(ms.mean()), 3),
-            max_ms=round(float(ms.max()), 3),
-        )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MemorySample:
-    parts: int  # parts committed when the sample was taken
-    rss_mb: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BenchReport:
-    """What one benchmark run of the station measured."""
-
-    model: str
-    architecture: str
-    input_size: int
-    views: int
-    # The good-only second opinion ran beside the classifier (the same pass); False: the
-    # classifier alone, also for a bundle that has one (to measure what it costs).
-    second_opinion: bool
-    backend: str
-    device: str
-    threads: int
-    mode: str  # "pipelined" (writer thread, batches) or "serial" (one part at a time)
-    rate_hz: float | None  # files published at this rate; None: all at once
-    max_batch: int
-    images: int  # distinct image files run (each is one part)
-    duplicates_skipped: int  # files with the bytes of an earlier one: the station would not log them
-    parts: int  # decisions the runtime committed
-    wall_s: float  # first file in the inbox to the last committed row
-    parts_per_s: float
-    # CPU time of the whole process (all threads) per part: what the station costs, however busy
-    # the machine was. On an idle machine parts/s can approach cores * 1000 / this.
-    cpu_ms_per_part: float
-    mean_batch: float  # parts per call of the Inspector
-    stages: dict[str, LatencyStats]
-    in_station: LatencyStats
-    end_to_end: LatencyStats
-    verdicts: dict[str, int]
-    rows_logged: int  # rows in the log after the run
-    files_left_in_inbox: int  # should be 0: every file moved after its row
-    memory: tuple[MemorySample, ...]
-    rss_growth_mb: float | None  # last sample minus the first one after the warm-up tenth
-    peak_rss_mb: float | None
-    load_average: tuple[float, float]  # 1-minute load before and after: other work on the CPU
-    timings_s: dict[str, list[float]] = field(repr=False)  # per part, for plots
-
-    def to_dict(self, *, with_timings: bool = False) -> dict[str, Any]:
-        data = asdict(self)
-        if not with_timings:
-            data.pop("timings_s")
-        return data
 
 
 def list_images(folder: Path) -> list[Path]:

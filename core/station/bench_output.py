@@ -1,15 +1,13 @@
-"""What ``inspector bench`` prints and plots (``core.station.bench`` measures)."""
+"""What ``inspector bench`` reports, prints and plots (``core.station.bench`` measures)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from core.station.bench import BenchReport
 
 STAGES = ("decode", "inference", "log")
 STAGE_HELP = {
@@ -19,6 +17,82 @@ STAGE_HELP = {
     "in_station": "taken from the source to committed row and file moved",
     "end_to_end": "file in the inbox to committed row (waiting in the backlog included)",
 }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LatencyStats:
+    """Percentiles of one figure over all parts, in milliseconds."""
+
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    mean_ms: float
+    max_ms: float
+
+    @classmethod
+    def of(cls, seconds: Sequence[float] | np.ndarray) -> LatencyStats:
+        if len(seconds) == 0:
+            return cls(p50_ms=0.0, p95_ms=0.0, p99_ms=0.0, mean_ms=0.0, max_ms=0.0)
+        ms = np.asarray(seconds, dtype=np.float64) * 1000.0
+        p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+        return cls(
+            p50_ms=round(float(p50), 3),
+            p95_ms=round(float(p95), 3),
+            p99_ms=round(float(p99), 3),
+            mean_ms=round(float(ms.mean()), 3),
+            max_ms=round(float(ms.max()), 3),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemorySample:
+    parts: int  # parts committed when the sample was taken
+    rss_mb: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BenchReport:
+    """What one benchmark run of the station measured."""
+
+    model: str
+    architecture: str
+    input_size: int
+    views: int
+    # The good-only second opinion ran beside the classifier (the same pass); False: the
+    # classifier alone, also for a bundle that has one (to measure what it costs).
+    second_opinion: bool
+    backend: str
+    device: str
+    threads: int
+    mode: str  # "pipelined" (writer thread, batches) or "serial" (one part at a time)
+    rate_hz: float | None  # files published at this rate; None: all at once
+    max_batch: int
+    images: int  # distinct image files run (each is one part)
+    duplicates_skipped: int  # files with the bytes of an earlier one: the station would not log them
+    parts: int  # decisions the runtime committed
+    wall_s: float  # first file in the inbox to the last committed row
+    parts_per_s: float
+    # CPU time of the whole process (all threads) per part: what the station costs, however busy
+    # the machine was. On an idle machine parts/s can approach cores * 1000 / this.
+    cpu_ms_per_part: float
+    mean_batch: float  # parts per call of the Inspector
+    stages: dict[str, LatencyStats]
+    in_station: LatencyStats
+    end_to_end: LatencyStats
+    verdicts: dict[str, int]
+    rows_logged: int  # rows in the log after the run
+    files_left_in_inbox: int  # should be 0: every file moved after its row
+    memory: tuple[MemorySample, ...]
+    rss_growth_mb: float | None  # last sample minus the first one after the warm-up tenth
+    peak_rss_mb: float | None
+    load_average: tuple[float, float]  # 1-minute load before and after: other work on the CPU
+    timings_s: dict[str, list[float]] = field(repr=False)  # per part, for plots
+
+    def to_dict(self, *, with_timings: bool = False) -> dict[str, Any]:
+        data = asdict(self)
+        if not with_timings:
+            data.pop("timings_s")
+        return data
 
 
 def format_report(report: BenchReport) -> str:
