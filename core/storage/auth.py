@@ -17,12 +17,12 @@ from __future__ import annotations
 import enum
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NoReturn
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from core.storage.context import LogContext, utc_now
 from core.storage.errors import NotAllowedError, environment_errors
@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 HASHER = PasswordHasher()
 
 MIN_PASSWORD_LENGTH = 8
+MAX_FAILURES = 5  # failed log-ins of one name within THROTTLE_S before further tries are refused
+THROTTLE_S = 300
 LOGIN_REFUSED = "wrong user name or password"
 _NAME_LENGTH = 100  # access_events.user_name
 
@@ -135,12 +137,23 @@ def authenticate(context: LogContext, name: str, password: str) -> Actor:
         StorageError: The database refused.
     """
     name = (name or "").strip()
+    since = context.now() - timedelta(seconds=THROTTLE_S)
+    a = AccessEventRow
     with environment_errors(context.where), context.sessions() as session:
+        failures = session.scalar(
+            select(func.count())
+            .select_from(a)
+            .where(a.user_name == name[:_NAME_LENGTH], a.event == "login_failed", a.created_at >= since)
+        )
         found = session.execute(
             select(UserRow.password_hash, UserRow.active, RoleRow.name)
             .join(RoleRow, UserRow.role_id == RoleRow.id)
             .where(UserRow.name == name)
         ).first()
+    if (failures or 0) >= MAX_FAILURES:
+        # Guessing is slowed to MAX_FAILURES tries per THROTTLE_S for a name, right or wrong.
+        record_event(context, name, "login_throttled")
+        raise NotAllowedError(f"too many failed log-ins as {name!r}; wait {THROTTLE_S // 60} minutes")
     stored = found[0] if found is not None else None
     ok = False
     try:

@@ -51,7 +51,7 @@ class AccessEvent:
     created_at: datetime  # UTC
     station: str  # the station whose log was asked
     user: str  # the name as given (a failed log-in may name nobody registered)
-    event: str  # "login", "login_failed", "denied", "first_admin", "password_set"
+    event: str  # "login", "login_failed", "login_throttled", "denied", "first_admin", "password_set"
     action: str | None  # what was asked, for "denied"
     detail: str | None
 

@@ -150,3 +150,14 @@ def test_access_events_are_append_only(log: VisualLog) -> None:
     with pytest.raises(Exception, match="append-only"), log.engine.begin() as connection:
         connection.execute(text("UPDATE access_events SET event = 'login'"))
     assert len(log.access.events(limit=None)) >= 3
+
+
+def test_guessing_is_slowed_after_five_failures(log: VisualLog) -> None:
+    login(log, "anna")
+    for _ in range(5):
+        with pytest.raises(NotAllowedError, match="wrong user name or password"):
+            log.authenticate("anna", "a guess!")
+    with pytest.raises(NotAllowedError, match="too many failed log-ins as 'anna'"):
+        log.authenticate("anna", "anna-password")  # even the right one, for a while
+    assert log.authenticate("admin", ADMIN_PASSWORD).name == "admin"  # other names are not held
+    assert [e.event for e in log.access.events(limit=2)][1] == "login_throttled"
