@@ -205,8 +205,9 @@ def run_station(
         screenshot: save a PNG of the window here just before it closes.
         prepare: start-up work run first, ``prepare(progress, log)``, with its progress in a
             window (the demo's training); its exception ends the run with status 1.
-        config: the station's configuration; gives the window its trend page (read from the
-            visual log it names).
+        config: the station's configuration: its visual log is opened (created or migrated)
+            and its model bundle checked before the window opens, in the start-up window;
+            and the window gets its trend page (read from that log).
         menu: the Station menu (stop/start, change the set-up).
 
     Returns:
@@ -233,11 +234,16 @@ def run_station(
         app.setApplicationDisplayName("inspector")
     assert isinstance(app, QApplication)
 
-    if prepare is not None:
+    jobs = [job for job in (prepare, _start_checks(config) if config is not None else None) if job]
+    if jobs:
         from .startup import run_with_progress
 
+        def _start_up(progress: Callable[[str, int, int], None], say: Callable[[str], None]) -> None:
+            for job in jobs:
+                job(progress, say)
+
         try:
-            run_with_progress(prepare, title=f"Starting {title or 'the station'}")
+            run_with_progress(_start_up, title=f"Starting {title or 'the station'}")
         except Exception as exc:
             log.exception("start-up failed")
             print(f"inspector: start-up failed: {exc}", file=sys.stderr)
@@ -430,7 +436,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             title=config.station_name,
             quit_after=args.quit_after if args.quit_after is not None else config.max_parts,
             screenshot=args.screenshot,
-            prepare=_start_checks(config),
             config=config,
             menu=menu,
         )

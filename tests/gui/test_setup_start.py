@@ -102,7 +102,7 @@ def test_missing_xcb_libraries_are_named_with_their_packages_and_exit_non_zero(
 
 
 def test_the_station_menu_stops_and_starts_the_station_and_the_window_has_trends(
-    qtbot, qapp, tmp_path: Path
+    qtbot, qapp, tmp_path: Path, tiny_model: Path
 ) -> None:
     from gui_fakes import FAST_WORKER, FakeLine, make_inspected_part
     from PySide6.QtCore import QTimer
@@ -115,19 +115,20 @@ def test_the_station_menu_stops_and_starts_the_station_and_the_window_has_trends
     line = FakeLine([make_inspected_part(i, Verdict.GOOD) for i in range(3)], endless=True, delay_s=0.01)
     config = StationConfig(
         source=f"hotfolder:{tmp_path}",
-        model=tmp_path / "model",
+        model=tiny_model,
         db_url=f"sqlite:///{tmp_path / 'log.sqlite'}",
     )
     menu = gui_app.StationMenu(tmp_path / "station.json", config)
     seen: dict[str, object] = {}
 
-    def _window() -> StationWindow:
-        return next(
-            w for w in QApplication.topLevelWidgets() if isinstance(w, StationWindow) and w.isVisible()
-        )
+    def _window() -> StationWindow | None:
+        found = [w for w in QApplication.topLevelWidgets() if isinstance(w, StationWindow) and w.isVisible()]
+        return found[0] if found else None
 
     def _stop() -> None:
         window = _window()
+        if window is None or seen:  # still starting up (the start-up window), or done
+            return
         seen["pages"] = [type(window.pages.widget(i)).__name__ for i in range(window.pages.count())]
         menu.stop_action.trigger()  # stop: the worker ends, the window stays
         seen["running_after_stop"] = window.controller.is_running
@@ -139,14 +140,18 @@ def test_the_station_menu_stops_and_starts_the_station_and_the_window_has_trends
     guard.setSingleShot(True)
     guard.timeout.connect(lambda: [w.close() for w in QApplication.topLevelWidgets()])
     guard.start(10_000)
-    QTimer.singleShot(400, _stop)
+    poll = QTimer()
+    poll.timeout.connect(_stop)
+    poll.start(100)
     try:
         code = gui_app.run_station(line.factory, settings=FAST_WORKER, config=config, menu=menu)
     finally:
         guard.stop()
+        poll.stop()
     assert code == 0
     assert seen["pages"][1] == TrendsPage.__name__  # type: ignore[index]
     assert seen["running_after_stop"] is False and seen["window_open_after_stop"] is True
     assert seen["action_text"] == "Start the station"
     assert menu.restart_with == config  # app.main opens the window again on it
+    assert (tmp_path / "log.sqlite").is_file()  # created and migrated in the start-up window
     assert all(runtime.closed for runtime in line.runtimes)
