@@ -234,37 +234,31 @@ def what_if(
     if model_metadata is None:
         model_metadata = _current_model_metadata(log)
 
-    scores: dict[Truth, list[float]] = {"good": [], "bad": [], "unreviewed": []}
-    good_to_bad: dict[Truth, int] = {"good": 0, "bad": 0, "unreviewed": 0}
-    bad_to_good: dict[Truth, int] = {"good": 0, "bad": 0, "unreviewed": 0}
-    flipped: list[FlippedPart] = []
-    not_inspected = 0
-    for record in log.records(since, until):
-        decision = record.decision
-        if decision.score is None:
-            not_inspected += 1
-            continue
-        score = float(decision.score)
-        truth: Truth = record.review.verdict.value if record.review is not None else "unreviewed"  # type: ignore[assignment]
-        scores[truth].append(score)
-        now_bad, then_bad = score >= current, score >= proposed
-        if now_bad == then_bad:
-            continue
-        direction: Direction = "bad_to_good" if now_bad else "good_to_bad"
-        (bad_to_good if now_bad else good_to_bad)[truth] += 1
-        if len(flipped) < flips_kept:
-            flipped.append(
-                FlippedPart(
-                    part_id=decision.part_id,
-                    score=score,
-                    direction=direction,
-                    truth=truth,
-                    image_path=decision.image_path,
-                    created_at=decision.created_at,
-                )
-            )
-    arrays: dict[Truth, np.ndarray] = {k: np.asarray(v, dtype=np.float64) for k, v in scores.items()}
-    every = np.concatenate(list(arrays.values()))
+    sample = log.score_sample(since, until)
+    codes: dict[Truth, int] = {"good": 0, "bad": 1, "unreviewed": -1}
+    arrays: dict[Truth, np.ndarray] = {k: sample.scores[sample.truth == code] for k, code in codes.items()}
+    good_to_bad: dict[Truth, int] = {}
+    bad_to_good: dict[Truth, int] = {}
+    for truth, scores in arrays.items():
+        now_bad, then_bad = scores >= current, scores >= proposed
+        good_to_bad[truth] = int((~now_bad & then_bad).sum())
+        bad_to_good[truth] = int((now_bad & ~then_bad).sum())
+    # The parts that flip are those scoring between the two thresholds.
+    low, high = min(current, proposed), max(current, proposed)
+    names: dict[int, Truth] = {code: truth for truth, code in codes.items()}
+    flipped = [
+        FlippedPart(
+            part_id=p.part_id,
+            score=p.score,
+            direction="bad_to_good" if p.score >= current else "good_to_bad",
+            truth=names[p.truth],
+            image_path=p.image_path,
+            created_at=p.created_at,
+        )
+        for p in (log.parts_in_band(since, until, low, high, limit=flips_kept) if low < high else [])
+    ]
+    not_inspected = sample.not_inspected
+    every = sample.scores
     inspected = int(every.size)
 
     def yield_at(threshold: float) -> float | None:

@@ -32,6 +32,7 @@ import core.storage.media_check as media_check
 import core.storage.model_versions as model_versions
 import core.storage.queries as queries
 import core.storage.reviews as reviews
+import core.storage.score_queries as score_queries
 import core.storage.shifts as shift_plans
 import core.storage.thresholds as thresholds
 import core.storage.trend_queries as trend_queries
@@ -59,6 +60,7 @@ from core.storage.records import (
     User,
 )
 from core.storage.retention import RetentionPolicy, RetentionResult, apply_retention
+from core.storage.score_queries import BandPart, ScoreSample
 from core.storage.statistics import refresh_statistics
 from core.storage.trend_queries import Trend
 from core.storage.writing import Entry
@@ -398,6 +400,16 @@ class VisualLog:
         Streams: a shift of any length fits in memory.
         """
         return queries.records(self._open(), since, until)
+
+    def score_sample(self, since: datetime, until: datetime) -> ScoreSample:
+        """Scores and reviewed truth of this station's inspected parts in ``[since, until)`` (``score_queries``)."""
+        return score_queries.score_sample(self._open(), since, until)
+
+    def parts_in_band(
+        self, since: datetime, until: datetime, low: float, high: float, *, limit: int
+    ) -> list[BandPart]:
+        """This station's parts in ``[since, until)`` scoring in ``[low, high)``, oldest first (``score_queries``)."""
+        return score_queries.parts_in_band(self._open(), since, until, low, high, limit)
 
     def reviews_of(self, part_id: str) -> list[Review]:
         """Every review of one decision, oldest first."""
