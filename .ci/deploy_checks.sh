@@ -138,9 +138,11 @@ BUNDLE="$WORK/dist/inspector"
 [ -x "$BUNDLE/inspector" ] && [ -x "$BUNDLE/inspector-gui" ] || fail "the bundle's programs are missing"
 figure "PyInstaller bundle (station + window, one folder): $(du -sm "$BUNDLE" | cut -f1) MB, built in $(seconds "$started") s"
 feed "$WORK/fz-inbox" 1
+started=$(date +%s%N)
 QT_QPA_PLATFORM=offscreen INSPECTOR_HOME="$WORK/fz-home" timeout 180 "$BUNDLE/inspector" run --headless \
   --source "hotfolder:$WORK/fz-inbox" --model "$WORK/model" --quit-after 1 > "$WORK/fz.jsonl" \
   || fail "the frozen headless station"
+figure "start-up to the first part's row, frozen bundle: $(seconds "$started") s"
 [ "$(rows "$WORK/fz-home/inspector.sqlite")" = 1 ] || fail "the frozen station wrote no row"
 [ "$(heatmaps "$WORK/fz-home/media")" = 1 ] || fail "the frozen station wrote no heatmap"
 cp "$WORK/parts/good/good_00002.png" "$WORK/fz-inbox/"
