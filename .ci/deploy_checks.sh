@@ -81,7 +81,7 @@ step "2. a tiny model exported to ONNX (dev venv)"
 
 step "3. the station's wheels collected (the offline set-up's first step)"
 PYTHON="$PYTHON" installer/collect_wheels.sh "$WORK/wheels" --extras gui,postgres,mqtt
-ls "$WORK/wheels" | grep -qi '^torch' && fail "torch is among the station's wheels"
+[ -z "$(find "$WORK/wheels" -iname 'torch-*')" ] || fail "torch is among the station's wheels"
 figure "wheel folder (station + window + postgres + mqtt): $(find "$WORK/wheels" -name '*.whl' | wc -l) wheels, $(du -sh "$WORK/wheels" | cut -f1)"
 
 step "4. a line PC: installer/install.sh, offline, into a scratch prefix"

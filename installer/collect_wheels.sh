@@ -45,7 +45,7 @@ wheel=$(find "$built" -name 'inspector-*.whl' | head -n 1)
 cp "$wheel" "$DIR/"
 wheel="$DIR/$(basename "$wheel")"
 WANT="$wheel"
-[ -z "$EXTRAS" ] || WANT="$wheel[$EXTRAS]"
+[ -z "$EXTRAS" ] || WANT="${wheel}[$EXTRAS]"
 if [ -n "$PLATFORM$PYVER" ]; then
   target=(--only-binary=:all:)
   [ -z "$PLATFORM" ] || target+=(--platform "$PLATFORM")

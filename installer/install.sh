@@ -72,7 +72,7 @@ else
   "$PREFIX/venv/bin/python" -m pip install --quiet --upgrade pip
   WANT="$SRC"
 fi
-[ -z "$EXTRAS" ] || WANT="$WANT[$EXTRAS]"
+[ -z "$EXTRAS" ] || WANT="${WANT}[$EXTRAS]"
 if [ "$TRAIN" = 1 ]; then
   # shellcheck disable=SC2086 # one word per pin
   "${PIP[@]}" $TORCH_PINS
