@@ -1,4 +1,4 @@
-; Inno Setup 6 script: the frozen torch-free station (dist\inspector\, from
+; Inno Setup 6.3+ script (x64compatible): the frozen torch-free station (dist\inspector\, from
 ; installer\build_bundle.ps1) as a Windows installer for a line PC.
 ;   iscc /DAppVersion=0.1.0 installer\windows\inspector.iss   ->  dist\inspector-setup-0.1.0.exe
 ; Installs the programs under Program Files, start-menu entries for the window and for doctor,
