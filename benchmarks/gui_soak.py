@@ -69,6 +69,9 @@ def feeder(inbox: Path, stop: threading.Event, rate: float, backlog: int, writte
     from core.synth.parts import part_image
 
     pool = [part_image(77, i, defective=i % 3 == 0, size=128)[0] for i in range(64)]
+    # Unique across runs too: a file of a name and content the log already has is taken for one
+    # recorded before a crash (moved away, no second row), which is not what a soak should test.
+    run = time.time_ns()
     count = 0
     next_at = time.monotonic()
     while not stop.is_set():
@@ -87,12 +90,12 @@ def feeder(inbox: Path, stop: threading.Event, rate: float, backlog: int, writte
                 continue
             next_at = max(next_at + 1.0 / rate, now - 1.0)
         image = pool[count % len(pool)].copy()
-        image[0, :8] = np.frombuffer(count.to_bytes(8, "little"), np.uint8)  # unique content
+        image[0, :16] = np.frombuffer(run.to_bytes(8, "little") + count.to_bytes(8, "little"), np.uint8)
         ok, data = cv2.imencode(".png", image)
         assert ok
-        temporary = inbox / f".part_{count:08d}.png.tmp"
+        temporary = inbox / f".part_{run}_{count:08d}.png.tmp"
         temporary.write_bytes(data.tobytes())
-        os.replace(temporary, inbox / f"part_{count:08d}.png")
+        os.replace(temporary, inbox / f"part_{run}_{count:08d}.png")
         count += 1
         written[0] = count
 
