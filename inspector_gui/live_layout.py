@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from PySide6.QtWidgets import QMainWindow
 
 HISTORY_LENGTH = 12
+SIDE_MIN_PX, SIDE_MAX_PX = 350, 480  # the verdict column, at the style sheet's 1x (grows with it)
 
 
 class LiveLayout:
@@ -238,8 +239,9 @@ class LiveLayout:
 
     def _build_side_panel(self) -> QWidget:
         side = QWidget(self._window())
-        side.setMinimumWidth(340)
-        side.setMaximumWidth(480)
+        side.setMinimumWidth(SIDE_MIN_PX)
+        side.setMaximumWidth(SIDE_MAX_PX)
+        self.side_panel = side
         side.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
         layout = QVBoxLayout(side)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -285,7 +287,7 @@ class LiveLayout:
             "bad": CounterTile("✗ Bad", theme.BAD),
             "not_inspected": CounterTile("? Not insp.", theme.NOT_INSPECTED),
             "yield": CounterTile("Yield"),
-            "rate": CounterTile("Parts / min"),
+            "rate": CounterTile("Parts/min"),
         }
         self.counter_tiles["inspected"].setToolTip("Parts with a verdict (good + bad)")
         self.counter_tiles["not_inspected"].setToolTip("Parts that could not be inspected")

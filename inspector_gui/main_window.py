@@ -33,7 +33,7 @@ from core.station.events import AlarmAcknowledged, AlarmKind, AlarmRaised, Stati
 
 from . import theme
 from .live_counts import REFRESH_S, ShiftCounter
-from .live_layout import HISTORY_LENGTH, LiveLayout
+from .live_layout import HISTORY_LENGTH, SIDE_MAX_PX, SIDE_MIN_PX, LiveLayout
 from .live_render import BAD_DWELL_S, LiveRendering
 from .live_state import (
     NOT_DELIVERING,
@@ -532,6 +532,8 @@ class StationWindow(LiveRendering, LiveLayout, QMainWindow):
         if scale != self._font_scale:
             self._font_scale = scale
             self.setStyleSheet(theme.scaled_style_sheet(scale))
+            self.side_panel.setMinimumWidth(round(SIDE_MIN_PX * scale))
+            self.side_panel.setMaximumWidth(round(SIDE_MAX_PX * scale))
 
     # -- shutdown ----------------------------------------------------------------------------------
     def save_screenshot(self, path: Path) -> bool:

@@ -15,10 +15,11 @@ from core.station.events import AlarmKind, AlarmRaised
 from inspector_gui import theme
 from inspector_gui.live_state import station_state
 from inspector_gui.main_window import StationWindow
+from inspector_gui.widgets import ElidedLabel
 from inspector_gui.worker import WorkerController
 
 
-@pytest.mark.parametrize("size", [(1366, 720), (1366, 768), (1920, 1080)])
+@pytest.mark.parametrize("size", [(1366, 720), (1366, 768), (1920, 1080), (3840, 2160)])
 def test_nothing_is_cut_or_off_screen_with_an_alarm_and_a_held_part(qtbot, size):
     window = StationWindow()
     qtbot.addWidget(window)
@@ -42,6 +43,10 @@ def test_nothing_is_cut_or_off_screen_with_an_alarm_and_a_held_part(qtbot, size)
         # Squashed below the height its text needs: the text would be cut.
         need = widget.minimumSizeHint().height()
         assert widget.height() >= need - 1, f"{widget.text()!r} is {widget.height()} px high, needs {need}"
+        # ... or narrowed below it (word-wrapped labels and the elided source line may be).
+        if not (isinstance(widget, ElidedLabel) or (isinstance(widget, QLabel) and widget.wordWrap())):
+            need = widget.minimumSizeHint().width()
+            assert widget.width() >= need - 1, f"{widget.text()!r} is {widget.width()} px wide, needs {need}"
         checked += 1
     assert checked > 30
     # The side panels do not overlap each other.
