@@ -17,6 +17,7 @@ keys) freezes the history strip and returns to live after ``review_timeout_s``.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -63,8 +64,10 @@ class StationWindow(LiveRendering, LiveLayout, QMainWindow):
         quit_after: close the window after this many parts were received (smoke tests, demo).
         screenshot: save a PNG of the window here just before it closes.
         review_timeout_s: a review returns to live after this long without a touch; 0: never.
-        kiosk: open full screen (F11 toggles it in any case).
-        alarm_sound: beep when an alarm is raised.
+            Default ``INSPECTOR_GUI_REVIEW_TIMEOUT_S``, else 30 s.
+        kiosk: open full screen (F11 toggles it in any case). Default ``INSPECTOR_GUI_KIOSK``
+            (1/true/yes), else off.
+        alarm_sound: beep when an alarm is raised. Default ``INSPECTOR_GUI_ALARM_SOUND``, else off.
         shift_refresh_s: how often the shift counters are read from the log.
         user_provider: who is at the station (the logged-in supervisor's name, or None); an
             acknowledgement is recorded under this name, else as ``operator``.
@@ -82,9 +85,9 @@ class StationWindow(LiveRendering, LiveLayout, QMainWindow):
         title: str | None = None,
         quit_after: int | None = None,
         screenshot: Path | None = None,
-        review_timeout_s: float = REVIEW_TIMEOUT_S,
-        kiosk: bool = False,
-        alarm_sound: bool = False,
+        review_timeout_s: float | None = None,
+        kiosk: bool | None = None,
+        alarm_sound: bool | None = None,
         shift_refresh_s: float = REFRESH_S,
         user_provider: Callable[[], str | None] | None = None,
         parent: QWidget | None = None,
@@ -95,7 +98,12 @@ class StationWindow(LiveRendering, LiveLayout, QMainWindow):
         self._quit_after = quit_after
         self._screenshot = screenshot
         self._info: StationInfo | None = None
-        self.alarm_sound = alarm_sound
+        # Settings of the station's screen, not of the station: given, else from the environment
+        # (a desktop entry or service file sets them), else the defaults.
+        kiosk = _env_flag("INSPECTOR_GUI_KIOSK") if kiosk is None else kiosk
+        self.alarm_sound = _env_flag("INSPECTOR_GUI_ALARM_SOUND") if alarm_sound is None else alarm_sound
+        if review_timeout_s is None:
+            review_timeout_s = _env_seconds("INSPECTOR_GUI_REVIEW_TIMEOUT_S", REVIEW_TIMEOUT_S)
         self.user_provider = user_provider
 
         # state written by the slots, read by the repaint timer
@@ -563,3 +571,17 @@ class StationWindow(LiveRendering, LiveLayout, QMainWindow):
         self._has_closed = True
         event.accept()
         self.closed.emit()
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_seconds(name: str, default: float) -> float:
+    text = os.environ.get(name, "").strip()
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        log.warning("%s=%r is not a number of seconds; using %g", name, text, default)
+        return default
+    return max(0.0, value)

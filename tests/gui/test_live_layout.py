@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from gui_fakes import FAST_WORKER, make_inspected_part
-from PySide6.QtCore import QRect
+from PySide6.QtCore import QRect, Qt
 from PySide6.QtWidgets import QLabel, QPushButton
 
 from core.common.types import Verdict
@@ -110,3 +110,21 @@ def test_the_style_sheet_grows_with_the_window():
     assert theme.font_scale(1920, 1080) == 1.125
     assert theme.font_scale(3840, 2160) == 2.0
     assert "font-size: 36px" in theme.scaled_style_sheet(2.0)  # the 18 px alarm line
+
+
+def test_screen_settings_come_from_the_environment_unless_given(qtbot, monkeypatch):
+    monkeypatch.setenv("INSPECTOR_GUI_KIOSK", "yes")
+    monkeypatch.setenv("INSPECTOR_GUI_ALARM_SOUND", "1")
+    monkeypatch.setenv("INSPECTOR_GUI_REVIEW_TIMEOUT_S", "12.5")
+    window = StationWindow()
+    qtbot.addWidget(window)
+    assert window.windowState() & Qt.WindowState.WindowFullScreen
+    assert window.alarm_sound is True and window.review_timeout_s == 12.5
+    given = StationWindow(kiosk=False, alarm_sound=False, review_timeout_s=5)
+    qtbot.addWidget(given)
+    assert not given.windowState() & Qt.WindowState.WindowFullScreen
+    assert given.alarm_sound is False and given.review_timeout_s == 5
+    monkeypatch.setenv("INSPECTOR_GUI_REVIEW_TIMEOUT_S", "soon")
+    third = StationWindow()
+    qtbot.addWidget(third)
+    assert third.review_timeout_s == 30.0  # not a number: the default, with a warning
