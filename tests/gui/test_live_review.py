@@ -104,3 +104,20 @@ def _grey(pixmap) -> np.ndarray:
     image = pixmap.toImage().convertToFormat(pixmap.toImage().Format.Format_Grayscale8)
     array = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
     return array[:, : image.width()]
+
+
+def test_the_banner_does_not_flicker_at_10_parts_a_second(qtbot, open_station):
+    # Good and bad alternating at 10 parts/s: shown as they come, the banner would change colour
+    # at nearly every repaint (15-29 times in 3 s); a bad verdict stays at least BAD_DWELL_S (1 s).
+    parts = [
+        make_inspected_part(i, Verdict.BAD if i % 2 else Verdict.GOOD, size=(160, 120)) for i in range(2)
+    ]
+    window = open_station(FakeLine(parts, endless=True, delay_s=0.1))
+    qtbot.waitUntil(lambda: window.counters.total >= 3, timeout=3000)
+    seen: list[Verdict | None] = []
+    for _ in range(30):  # 3 s, one look per repaint
+        qtbot.wait(100)
+        seen.append(window.verdict_banner.verdict)
+    changes = sum(a is not b for a, b in zip(seen, seen[1:], strict=False))
+    assert window.counters.total >= 20  # the parts did come at about 10/s
+    assert Verdict.BAD in seen and changes <= 8, seen
