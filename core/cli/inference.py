@@ -161,6 +161,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     print(
         f"wrote {args.model / ONNX_FILE} (sha256 {card.onnx_sha256[:12]}, opset {card.opset}); "
         f"parity with PyTorch: score {card.parity_max_abs_score:.1e}, heatmap {card.parity_max_abs_heatmap:.1e}"
+        + (
+            f", anomaly score and map {card.parity_max_rel_anomaly:.1e} (relative)"
+            if card.parity_max_rel_anomaly is not None
+            else ""
+        )
     )
     return 0
 

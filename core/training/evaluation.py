@@ -26,6 +26,7 @@ from core.model.bundle import WEIGHTS_FILE, bundle_dir
 from core.training.augment import augment
 from core.training.data import Sample, check_manifest_images, read_manifest, scan_folder
 from core.training.operating import OperatingPoint
+from core.training.operating import upper_bound as upper_bound  # re-exported: reports and tests use it here
 
 
 def select_samples(model: Path, data_dir: Path, split: str) -> tuple[list[Sample], str]:
