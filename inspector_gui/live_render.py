@@ -47,6 +47,9 @@ class LiveRendering:
             part = self._selected
         if part is not self._banner_part:
             self._banner_part, self._banner_since = part, now
+        # A bad part dwelling on the banner hides a newer one: draw again until the newest shows
+        # (no new part may come to ask for it).
+        self._dirty = self._live and part is not self._latest
         if part is not self.part_view.part:
             self.render_count += 1
         stale = None

@@ -121,3 +121,15 @@ def test_the_banner_does_not_flicker_at_10_parts_a_second(qtbot, open_station):
     changes = sum(a is not b for a, b in zip(seen, seen[1:], strict=False))
     assert window.counters.total >= 20  # the parts did come at about 10/s
     assert Verdict.BAD in seen and changes <= 8, seen
+
+
+def test_a_good_part_that_came_during_a_bad_parts_dwell_is_shown_when_the_dwell_ends(qtbot, open_station):
+    # A bad part keeps the banner for BAD_DWELL_S; the good part after it must take the banner
+    # then, even when no further part arrives to ask for a repaint.
+    bad, good = (
+        make_inspected_part(i, v, size=(160, 120)) for i, v in enumerate((Verdict.BAD, Verdict.GOOD))
+    )
+    window = open_station(FakeLine([bad, good], delay_s=0.2))
+    qtbot.waitUntil(lambda: window.counters.total == 2, timeout=3000)
+    qtbot.waitUntil(lambda: window.shown_part is good, timeout=3000)
+    assert window.verdict_banner.verdict is Verdict.GOOD
