@@ -75,6 +75,10 @@ class StationWorker(QObject):
         """Ask the loop to end; returns at once. Safe to call from any thread, more than once."""
         self._loop.stop()
 
+    def threshold_changed(self) -> None:
+        """A threshold was recorded: the station reads it before its next part. Any thread."""
+        self._loop.threshold_changed()
+
     def acknowledge(self, kind: AlarmKind, user: str = "operator") -> None:
         """Record the operator's acknowledgement of an alarm (on the worker thread). Any thread."""
         self._loop.acknowledge(kind, user)

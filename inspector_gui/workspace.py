@@ -127,6 +127,11 @@ def install_workspace(
     session = Session(open_log, idle_lock_s=idle_lock_s, parent=window)
     page = ThresholdPage(session, open_log)
     window.add_page("Threshold", page, shortcut=THRESHOLD_SHORTCUT)
+    controller = window.controller
+    if controller is not None:
+        # The running station reads the new value before its very next part, not within a second.
+        worker = controller.worker
+        page.applied.connect(lambda _change: worker.threshold_changed())
     workspace = Workspace(window, session, page)
     if history:
         from .history_page import install_history_page

@@ -191,6 +191,16 @@ class StationLoop:
         """
         self._acks.put((AlarmKind(kind), user.strip() or "operator"))
 
+    def threshold_changed(self) -> None:
+        """A threshold was recorded in the log: the runtime reads it before its next part.
+
+        Any thread; a runtime without a threshold to read ignores it.
+        """
+        runtime = self._runtime
+        notify = getattr(runtime, "threshold_changed", None)
+        if notify is not None:
+            notify()
+
     @property
     def stop_requested(self) -> bool:
         return self._stop.is_set()

@@ -230,6 +230,14 @@ class StationRuntime:
             self.inspector.set_threshold(recorded)
         return self.inspector.threshold
 
+    def threshold_changed(self) -> None:
+        """A threshold was just recorded: read it before the next part. Any thread.
+
+        The GUI's threshold panel calls this (through the loop) so that the change reaches the
+        very next part; a change made elsewhere still arrives within ``threshold_poll_s``.
+        """
+        self._threshold_polled = float("-inf")  # a float store: atomic, no lock needed
+
     def _inspect_and_submit(self, parts: list[Part]) -> None:
         self.poll_threshold()
         todo = [p for p in parts if p.image is not None and p.error is None]
