@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXIT_NO_WINDOW = 3  # the window cannot open on this machine (system libraries missing)
-TRENDS_SHORTCUT = "F4"
+TRENDS_SHORTCUT = "F2"
 
 
 def ensure_qt_platform() -> None:

@@ -114,6 +114,7 @@ class LiveLayout:
         self._nav_group = QButtonGroup(window)
         self._nav_group.setExclusive(True)
         self._nav_buttons: list[QPushButton] = []
+        self._nav_shortcuts: dict[str, str] = {}
         self._add_nav_button("Live", "F1")
         self._nav_buttons[0].setChecked(True)
         self._nav.hide()
@@ -126,6 +127,12 @@ class LiveLayout:
         return header
 
     def _add_nav_button(self, title: str, shortcut: str | None) -> QPushButton:
+        if shortcut:
+            # Two pages on one key: Qt would open neither (an ambiguous shortcut), silently.
+            key = QKeySequence(shortcut).toString()
+            if key in self._nav_shortcuts:
+                raise ValueError(f"{shortcut} already opens the {self._nav_shortcuts[key]} page")
+            self._nav_shortcuts[key] = title
         index = len(self._nav_buttons)
         button = QPushButton(title, self._nav)
         button.setObjectName("nav")

@@ -188,11 +188,14 @@ class StationWindow(LiveRendering, LiveLayout, QMainWindow):
             title: the button's text, e.g. ``"Supervisor"``.
             widget: the page; the window takes ownership of it.
             shortcut: a key sequence such as ``"F2"`` or ``"Ctrl+H"`` that opens the page.
+
+        Raises:
+            ValueError: the page is in the window already, or another page has the shortcut.
         """
         if self.pages.indexOf(widget) != -1:
             raise ValueError(f"page {title!r} was already added")
-        self.pages.addWidget(widget)
         self._add_nav_button(title, shortcut)
+        self.pages.addWidget(widget)
         self._nav.show()
 
     def show_live(self) -> None:

@@ -30,8 +30,6 @@ def mixed_parts() -> list[InspectedPart]:
     return [make_inspected_part(i, v) for i, v in enumerate(verdicts)]
 
 
-
-
 @pytest.fixture
 def open_station(qtbot):
     """Open a StationWindow on a FakeLine with a started worker; closed again by qtbot."""

@@ -353,4 +353,9 @@ def test_pages_are_added_after_the_live_screen_and_reached_by_button_and_shortcu
     assert window.current_page is window.live_page
     with pytest.raises(ValueError):
         window.add_page("Again", page)
+    # Two pages on one key would open neither: refused, and the page is not added.
+    other = QLabel("another page")
+    with pytest.raises(ValueError, match="F2 already opens the Supervisor page"):
+        window.add_page("Other", other, shortcut="F2")
+    assert window.pages.indexOf(other) == -1
     window.close()
