@@ -176,3 +176,21 @@ def test_bench_runs_the_station_with_and_without_the_second_opinion(
     assert with_it.verdicts["bad"] >= alone.verdicts["bad"]
     assert "with the second opinion" in format_report(with_it)
     assert "with the second opinion" not in format_report(alone)
+
+
+def test_fit_anomaly_adds_the_second_opinion_to_a_trained_bundle(tiny_model: Path, tmp_path: Path) -> None:
+    from core.cli import main
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_model, bundle)
+    before = read_card(bundle)
+    assert before.anomaly is None
+    assert main(["fit-anomaly", str(bundle), "--dims", "24", "--budget", "0.05"]) == 0
+    after = read_card(bundle)
+    assert (
+        after.anomaly is not None and after.anomaly.dims == 24 and after.anomaly.false_reject_budget == 0.05
+    )
+    # Another model in the log: the card (and so the model hash) changed, the weights did not.
+    assert after.weights_sha256 == before.weights_sha256
+    assert after.content_sha256 != before.content_sha256
+    assert main(["fit-anomaly", str(tmp_path / "nothing")]) != 0  # no bundle: one clear error
