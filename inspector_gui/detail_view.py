@@ -351,6 +351,8 @@ class DetailView(QWidget):
             heat = self.cam_heatmap[1] if self.cam_heatmap is not None else detail.heatmap
         # The heat on the absolute scale, as the live screen shows it: a confident good part is cold.
         score = detail.decision.score if detail.decision.score is not None else 0.0
+        if self.cam_heatmap is None and detail.decision.fired == "anomaly":
+            score = 1.0  # the stored map is the good-only model's, on its own absolute scale
         rgb = make_overlay(detail.image, heat, alpha=self.opacity.value() / 100.0, score=score)
         self.view.set_pixmap(QPixmap.fromImage(rgb_to_qimage(rgb)), keep_zoom=keep_zoom)
 

@@ -94,6 +94,12 @@ class LiveRendering:
         decision = part.decision
         threshold = decision.threshold if decision.threshold is not None else threshold_default
         reason = decision.reason
+        if decision.fired == "anomaly" and decision.anomaly_score is not None:
+            # Only the good-only model fired: say so, the classifier's score alone would read "good".
+            reason = (
+                f"unlike good parts: anomaly {decision.anomaly_score:.2f} ≥ {decision.anomaly_threshold:.2f}"
+                f" (classifier {format_score(decision.score)})"
+            )
         if reason is None and decision.score is not None and decision.verdict is not Verdict.NOT_INSPECTED:
             relation = "≥" if decision.verdict is Verdict.BAD else "<"
             reason = f"score {format_score(decision.score)} {relation} threshold {format_score(threshold)}"

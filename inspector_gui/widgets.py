@@ -54,8 +54,18 @@ def heat_legend_image(width: int, height: int) -> QImage:
     return rgb_to_qimage(np.repeat(heat_ramp(width), max(1, height), axis=0))
 
 
+def shows_anomaly_map(part: InspectedPart) -> bool:
+    """Only the good-only second opinion called the part bad: its heatmap is the anomaly map."""
+    return part.decision.fired == "anomaly"
+
+
 def heat_score(part: InspectedPart) -> float:
-    """The factor of the absolute heat scale: the part's score (0 when it has none)."""
+    """The factor of the absolute heat scale: the part's score (0 when it has none).
+
+    The anomaly map is on an absolute scale already (its threshold is mid-way): factor 1.
+    """
+    if shows_anomaly_map(part):
+        return 1.0
     score = part.decision.score
     return score if score is not None and math.isfinite(score) else 0.0
 
@@ -117,6 +127,7 @@ class PartView(QWidget):
         self._caption = ""  # e.g. "last part 42 s ago": said in the pill
         self.show_pill = True  # the LIVE / REVIEW pill (off for the held bad part)
         self.show_legend = True
+        self.legend_caption: str | None = None  # what the last drawn legend said (tests, screenshots)
         self._cache_key: tuple[object, ...] | None = None
         self._cache_image: QImage | None = None
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -219,7 +230,7 @@ class PartView(QWidget):
                 painter, QPointF(target.right() - radius - 8, target.top() + radius + 8), radius, verdict
             )
             if self._heatmap_visible and part.heatmap is not None and self.show_legend:
-                self._draw_legend(painter, target)
+                self._draw_legend(painter, target, anomaly=shows_anomaly_map(part))
         if self.show_pill and (part is not None or self._alarm is not None):
             self._draw_mode_pill(painter)
         painter.end()
@@ -229,7 +240,7 @@ class PartView(QWidget):
         painter.setFont(_font(22))
         painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, text)
 
-    def _draw_legend(self, painter: QPainter, image_rect: QRectF) -> None:
+    def _draw_legend(self, painter: QPainter, image_rect: QRectF, *, anomaly: bool = False) -> None:
         """The colour ramp and what it means, in the image's lower right corner.
 
         The heat is on the absolute scale (heat x score): the same colour means the same on every
@@ -247,11 +258,22 @@ class PartView(QWidget):
         painter.setPen(QColor(theme.TEXT))
         painter.setFont(_font(13, QFont.Weight.Bold))
         title = QRectF(left, top - 24, width, 20)
-        painter.drawText(title, Qt.AlignmentFlag.AlignCenter, "DEFECT EVIDENCE")
+        # The good-only model's map says where the part is unlike good parts, not "defect".
+        caption, low, high = (
+            ("UNLIKE GOOD PARTS", "typical", "2x limit")
+            if anomaly
+            else (
+                "DEFECT EVIDENCE",
+                "none",
+                "certain",
+            )
+        )
+        painter.drawText(title, Qt.AlignmentFlag.AlignCenter, caption)
         painter.setFont(_font(12, QFont.Weight.Bold))
         below = QRectF(left, top + height + 2, width, 18)
-        painter.drawText(below, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, "none")
-        painter.drawText(below, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, "certain")
+        painter.drawText(below, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, low)
+        painter.drawText(below, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, high)
+        self.legend_caption = caption
 
     def _draw_mode_pill(self, painter: QPainter) -> None:
         if self._live and self._alarm is not None:

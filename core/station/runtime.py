@@ -282,7 +282,8 @@ class StationRuntime:
             item = InspectedPart(
                 decision=done.decision,
                 image=part.image,
-                heatmap=inspection.heatmap if inspection is not None else None,
+                # The map of whichever check fired: the anomaly map when only the good-only model did.
+                heatmap=inspection.shown_heatmap if inspection is not None else None,
             )
             for listener in self.listeners:
                 try:
