@@ -8,8 +8,8 @@ parts and the ROC of reviewed parts with both operating points, thumbnails of th
 would flip. A proposed value that misses a defect of the bundle's validation set shows a warning
 that must be ticked before it can be applied. Applying needs a reason and a logged-in user whose
 role may change a threshold; core checks it (a refusal is shown and recorded) and keeps the
-figures shown with the change. The running station reads the new value within a second, so the
-next part is judged by it. Each earlier value has a "Roll back" button: a new recorded change.
+figures shown with the change. The panel tells the running station (``applied`` ->
+the worker), so the very next part is judged by it. Each earlier value has a "Roll back" button: a new recorded change.
 """
 
 from __future__ import annotations

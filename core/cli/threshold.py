@@ -1,8 +1,8 @@
 """``inspector threshold``: the what-if of a threshold change, applying it, its history, rollback.
 
-A running station (``inspector run``, the window) reads the log's current threshold every second
-(``core.station.runtime``), so ``threshold set`` reaches it without a restart: the next part is
-judged by the new value. Setting and rolling back authenticate (``core.cli.login``) and need a
+A running station (``inspector run``, the window) reads the log's current threshold at most every
+0.25 s before it inspects parts (``core.station.runtime.THRESHOLD_POLL_S``), so ``threshold set``
+reaches it without a restart: a part arriving that long after the change is judged by it. Setting and rolling back authenticate (``core.cli.login``) and need a
 role that may change a threshold; the what-if shown is kept with the change.
 """
 

@@ -228,7 +228,7 @@ class VisualLog:
         )  # fmt: skip
 
     def current_threshold(self) -> float | None:
-        """This station's threshold as last recorded (cheap: the running station asks every second)."""
+        """This station's threshold as last recorded (cheap: the running station asks 4 times a second)."""
         return thresholds.current_threshold(self._open())
 
     def review(self, part_id: str, *, verdict: Verdict, actor: Actor, comment: str | None = None) -> Review:

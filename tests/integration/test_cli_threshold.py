@@ -162,6 +162,10 @@ def test_a_change_reaches_the_running_station_on_its_next_part_and_survives_a_re
         set_args = ["threshold", "set", "0.97", "--reason", "trial: fewer rejects", "--db", url]
         assert main([*set_args, "--accept-validation-misses", *_as(monkeypatch, "sara")]) == 0
         assert "threshold" in capsys.readouterr().out
+        # Another process's change is read before any part that comes THRESHOLD_POLL_S after it.
+        from core.station.runtime import THRESHOLD_POLL_S
+
+        time.sleep(THRESHOLD_POLL_S + 0.1)
         _drop(pictures[1], inbox, "second.png")
         _wait(lambda: len(_rows(db)) == 2, 60, station)
         source, threshold = _rows(db)[1]
