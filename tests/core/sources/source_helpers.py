@@ -109,8 +109,9 @@ class StreamServer:
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        # Listening once the port accepts; probing it would use up the single client.
-        deadline = time.monotonic() + 10
+        # Listening once the port accepts; probing it would use up the single client. Generous:
+        # on a loaded 2-core machine ffmpeg once took over 10 s to listen.
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self._listening():
                 return self
