@@ -4,11 +4,11 @@ Qt xcb plugin lacks system libraries gets the packages to install and a non-zero
 from __future__ import annotations
 
 import shutil
-import subprocess
 import threading
 from pathlib import Path
 
 import pytest
+from native_libs import plugin_missing
 from PySide6.QtWidgets import QApplication
 
 from inspector_gui import app as gui_app
@@ -57,23 +57,7 @@ def test_a_failing_start_up_raises_its_error_to_the_caller(qtbot) -> None:
 @pytest.fixture
 def plugin_missing_a_library(tmp_path: Path) -> Path:
     """A real shared object linking ``libinspectorguigone.so.1``, which is then deleted."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None or shutil.which("ldd") is None:
-        pytest.skip("needs a C compiler and ldd")
-    (tmp_path / "gone.c").write_text("int gone(void) { return 1; }\n")
-    (tmp_path / "plugin.c").write_text("int gone(void);\nint plugin(void) { return gone(); }\n")
-    gone = tmp_path / "libinspectorguigone.so.1"
-    subprocess.run(
-        [cc, "-shared", "-fPIC", "-Wl,-soname,libinspectorguigone.so.1", "-o", str(gone), str(tmp_path / "gone.c")],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    plugin = tmp_path / "libqxcb.so"
-    subprocess.run(
-        [cc, "-shared", "-fPIC", "-o", str(plugin), str(tmp_path / "plugin.c"), str(gone)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    gone.unlink()
-    return plugin
+    return plugin_missing(tmp_path, "libinspectorguigone.so.1")
 
 
 def test_missing_xcb_libraries_are_named_with_their_packages_and_exit_non_zero(

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from native_libs import plugin_missing
 
 from core.cli import main
 from core.station import doctor, doctor_station
@@ -136,24 +137,8 @@ def test_soname_to_package_table() -> None:
 
 @pytest.fixture
 def plugin_missing_a_library(tmp_path: Path) -> Path:
-    """A real shared object that links ``libinspectordoctorgone.so.1``, which is then deleted."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None or shutil.which("ldd") is None:
-        pytest.skip("needs a C compiler and ldd")
-    (tmp_path / "gone.c").write_text("int gone(void) { return 1; }\n")
-    (tmp_path / "plugin.c").write_text("int gone(void);\nint plugin(void) { return gone(); }\n")
-    gone = tmp_path / "libinspectordoctorgone.so.1"
-    subprocess.run(
-        [cc, "-shared", "-fPIC", "-Wl,-soname,libinspectordoctorgone.so.1", "-o", str(gone), str(tmp_path / "gone.c")],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    plugin = tmp_path / "libqxcb.so"
-    subprocess.run(
-        [cc, "-shared", "-fPIC", "-o", str(plugin), str(tmp_path / "plugin.c"), str(gone)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    gone.unlink()
-    return plugin
+    """A real shared object linking ``libinspectordoctorgone.so.1``, which is then deleted."""
+    return plugin_missing(tmp_path, "libinspectordoctorgone.so.1")
 
 
 def test_a_missing_qt_system_library_fails_naming_it(
