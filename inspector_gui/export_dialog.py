@@ -15,13 +15,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QDateTime, QObject, QThread, QUrl, Signal, Slot
-from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtCore import QDateTime, QObject, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
     QDateTimeEdit,
-    QDialog,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -35,8 +32,7 @@ from PySide6.QtWidgets import (
 
 from core.reports.shifts import DEFAULT_PLAN, Shift, ShiftPlan
 
-from . import theme
-from .review_style import REVIEW_STYLE
+from .folder_export import FolderExportDialog
 
 if TYPE_CHECKING:
     from core.storage import VisualLog
@@ -85,7 +81,7 @@ class ExportWorker(QObject):
         self.finished.emit(written)
 
 
-class ExportDialog(QDialog):
+class ExportDialog(FolderExportDialog):
     """Export shift reports.
 
     Args:
@@ -114,18 +110,17 @@ class ExportDialog(QDialog):
         open_folder: bool = True,
         parent: QWidget | None = None,
     ) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Export shift reports")
-        self.setStyleSheet(theme.STYLE_SHEET + REVIEW_STYLE)
+        self.worker: ExportWorker
+        super().__init__(
+            ExportWorker(open_log),
+            title="Export shift reports",
+            thread_name="shift-export",
+            open_folder=open_folder,
+            parent=parent,
+        )
         self._plan = plan or ShiftPlan.parse(DEFAULT_PLAN)
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._open_folder = open_folder
         self.written: list[str] = []
-        self.opened_url: QUrl | None = None
-        self.worker = ExportWorker(open_log)
-        self._thread = QThread()
-        self._thread.setObjectName("shift-export")
-        self.worker.moveToThread(self._thread)
         self._export_requested.connect(self.worker.export)
         self.worker.progressed.connect(self._on_worker_progressed)
         self.worker.finished.connect(self._on_worker_finished)
@@ -242,9 +237,7 @@ class ExportDialog(QDialog):
 
     @Slot()
     def _on_browse_clicked(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Folder for the reports", self.folder_edit.text())
-        if folder:
-            self.folder_edit.setText(folder)
+        self._browse("Folder for the reports")
 
     @Slot(int, int, str)
     def _on_worker_progressed(self, done: int, total: int, what: str) -> None:
@@ -258,29 +251,9 @@ class ExportDialog(QDialog):
         self.written = written
         self.export_button.setEnabled(True)
         self.status.setText(f"{len(written)} files written to {self._out_dir}")
-        if self._open_folder:
-            self.opened_url = QUrl.fromLocalFile(str(self._out_dir))
-            # Offscreen (tests, a headless box) there is no file manager to ask.
-            if QGuiApplication.platformName() != "offscreen":
-                QDesktopServices.openUrl(self.opened_url)
+        self._open_out_dir()
         self.exported.emit(written)
 
     @Slot(str)
     def _on_worker_failed(self, message: str) -> None:
-        self.export_button.setEnabled(True)
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.status.setText(f"⚠ Not written: {message}")
-
-    def shutdown(self) -> None:
-        if self._thread.isRunning():
-            self._thread.quit()
-            self._thread.wait()
-
-    def done(self, result: int) -> None:
-        self.shutdown()
-        super().done(result)
-
-    def closeEvent(self, event: object) -> None:  # noqa: N802 - Qt override
-        self.shutdown()
-        super().closeEvent(event)  # type: ignore[arg-type]
+        self._show_failure(f"⚠ Not written: {message}")

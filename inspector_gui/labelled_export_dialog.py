@@ -13,12 +13,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, QThread, QUrl, Signal, Slot
-from PySide6.QtGui import QDesktopServices, QGuiApplication
+from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
-    QDialog,
-    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -29,8 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from . import theme
-from .review_style import REVIEW_STYLE
+from .folder_export import FolderExportDialog
 
 if TYPE_CHECKING:
     from core.reports.labelled_export import LabelledExport
@@ -74,7 +70,7 @@ class LabelledExportWorker(QObject):
         self.finished.emit(result)
 
 
-class LabelledExportDialog(QDialog):
+class LabelledExportDialog(FolderExportDialog):
     """Export reviewed parts as a labelled folder.
 
     Args:
@@ -99,16 +95,15 @@ class LabelledExportDialog(QDialog):
         open_folder: bool = True,
         parent: QWidget | None = None,
     ) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Export reviewed parts for training")
-        self.setStyleSheet(theme.STYLE_SHEET + REVIEW_STYLE)
-        self._open_folder = open_folder
+        self.worker: LabelledExportWorker
+        super().__init__(
+            LabelledExportWorker(open_log),
+            title="Export reviewed parts for training",
+            thread_name="labelled-export",
+            open_folder=open_folder,
+            parent=parent,
+        )
         self.result: LabelledExport | None = None
-        self.opened_url: QUrl | None = None
-        self.worker = LabelledExportWorker(open_log)
-        self._thread = QThread()
-        self._thread.setObjectName("labelled-export")
-        self.worker.moveToThread(self._thread)
         self._export_requested.connect(self.worker.export)
         self.worker.progressed.connect(self._on_worker_progressed)
         self.worker.finished.connect(self._on_worker_finished)
@@ -166,11 +161,7 @@ class LabelledExportDialog(QDialog):
 
     @Slot()
     def _on_browse_clicked(self) -> None:
-        folder = QFileDialog.getExistingDirectory(
-            self, "An empty folder for the export", self.folder_edit.text()
-        )
-        if folder:
-            self.folder_edit.setText(folder)
+        self._browse("An empty folder for the export")
 
     @Slot(int, int)
     def _on_worker_progressed(self, done: int, total: int) -> None:
@@ -183,28 +174,9 @@ class LabelledExportDialog(QDialog):
         self.export_button.setEnabled(True)
         skipped = f"; {len(result.skipped)} left out (see the manifest)" if result.skipped else ""
         self.status.setText(f"{result.parts} parts written: {result.good} good, {result.bad} bad{skipped}")
-        if self._open_folder:
-            self.opened_url = QUrl.fromLocalFile(str(self._out_dir))
-            if QGuiApplication.platformName() != "offscreen":  # nothing to open a folder with there
-                QDesktopServices.openUrl(self.opened_url)
+        self._open_out_dir()
         self.exported.emit(result)
 
     @Slot(str)
     def _on_worker_failed(self, message: str) -> None:
-        self.export_button.setEnabled(True)
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.status.setText(f"⚠ Not exported: {message}")
-
-    def shutdown(self) -> None:
-        if self._thread.isRunning():
-            self._thread.quit()
-            self._thread.wait()
-
-    def done(self, result: int) -> None:
-        self.shutdown()
-        super().done(result)
-
-    def closeEvent(self, event: object) -> None:  # noqa: N802 - Qt override
-        self.shutdown()
-        super().closeEvent(event)  # type: ignore[arg-type]
+        self._show_failure(f"⚠ Not exported: {message}")
