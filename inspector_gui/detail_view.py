@@ -350,9 +350,9 @@ class DetailView(QWidget):
         if self.heatmap_box.isChecked():
             heat = self.cam_heatmap[1] if self.cam_heatmap is not None else detail.heatmap
         # The heat on the absolute scale, as the live screen shows it: a confident good part is cold.
-        score = detail.decision.score if detail.decision.score is not None else 0.0
-        if self.cam_heatmap is None and detail.decision.fired == "anomaly":
-            score = 1.0  # the stored map is the good-only model's, on its own absolute scale
+        # Another CAM method's map is a Grad-CAM like map: scaled by the score, never as the anomaly map.
+        decision = detail.decision
+        score = decision.heat_scale if self.cam_heatmap is None else (decision.score or 0.0)
         rgb = make_overlay(detail.image, heat, alpha=self.opacity.value() / 100.0, score=score)
         self.view.set_pixmap(QPixmap.fromImage(rgb_to_qimage(rgb)), keep_zoom=keep_zoom)
 

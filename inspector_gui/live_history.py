@@ -16,7 +16,7 @@ from core.common.types import InspectedPart
 from core.imaging.overlay import make_overlay
 
 from . import theme
-from .widgets import _font, draw_verdict_badge, fit_size, heat_score, local_time, rgb_to_qimage, verdict_pen
+from .widgets import _font, draw_verdict_badge, fit_size, local_time, rgb_to_qimage, verdict_pen
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class HistoryStrip(QWidget):
         width, height = fit_size(image_w, image_h, box, box)
         size = (max(1, round(width * ratio)), max(1, round(height * ratio)))
         try:
-            rgb = make_overlay(part.image, part.heatmap, size=size, score=heat_score(part))
+            rgb = make_overlay(part.image, part.heatmap, size=size, score=part.decision.heat_scale)
         except Exception:  # noqa: BLE001 - one odd image must not break the strip
             log.exception("could not draw thumbnail of %s", part.decision.part_id)
             return None

@@ -94,7 +94,7 @@ class LiveRendering:
         decision = part.decision
         threshold = decision.threshold if decision.threshold is not None else threshold_default
         reason = decision.reason
-        if decision.fired == "anomaly" and decision.anomaly_score is not None:
+        if decision.shows_anomaly_map and decision.anomaly_score is not None:
             # Only the good-only model fired: say so, the classifier's score alone would read "good".
             reason = (
                 f"unlike good parts: anomaly {decision.anomaly_score:.2f} ≥ {decision.anomaly_threshold:.2f}"

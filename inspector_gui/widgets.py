@@ -54,22 +54,6 @@ def heat_legend_image(width: int, height: int) -> QImage:
     return rgb_to_qimage(np.repeat(heat_ramp(width), max(1, height), axis=0))
 
 
-def shows_anomaly_map(part: InspectedPart) -> bool:
-    """Only the good-only second opinion called the part bad: its heatmap is the anomaly map."""
-    return part.decision.fired == "anomaly"
-
-
-def heat_score(part: InspectedPart) -> float:
-    """The factor of the absolute heat scale: the part's score (0 when it has none).
-
-    The anomaly map is on an absolute scale already (its threshold is mid-way): factor 1.
-    """
-    if shows_anomaly_map(part):
-        return 1.0
-    score = part.decision.score
-    return score if score is not None and math.isfinite(score) else 0.0
-
-
 def verdict_pen(verdict: Verdict, width: float) -> QPen:
     """The verdict's frame: colour *and* line style, so it reads without colour vision.
 
@@ -187,7 +171,7 @@ class PartView(QWidget):
         key = (id(part), part.decision.part_id, pixel_size, heat is not None)
         if key != self._cache_key:
             try:
-                rgb = make_overlay(part.image, heat, size=pixel_size, score=heat_score(part))
+                rgb = make_overlay(part.image, heat, size=pixel_size, score=part.decision.heat_scale)
             except Exception:  # noqa: BLE001 - a malformed image must not take the window down
                 log.exception("could not draw part %s", part.decision.part_id)
                 rgb = np.zeros((pixel_size[1], pixel_size[0], 3), np.uint8)
@@ -230,7 +214,7 @@ class PartView(QWidget):
                 painter, QPointF(target.right() - radius - 8, target.top() + radius + 8), radius, verdict
             )
             if self._heatmap_visible and part.heatmap is not None and self.show_legend:
-                self._draw_legend(painter, target, anomaly=shows_anomaly_map(part))
+                self._draw_legend(painter, target, anomaly=part.decision.shows_anomaly_map)
         if self.show_pill and (part is not None or self._alarm is not None):
             self._draw_mode_pill(painter)
         painter.end()

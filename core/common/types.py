@@ -7,6 +7,7 @@ defective, 0..1), threshold, verdict (good / bad / not inspected), heatmap, revi
 from __future__ import annotations
 
 import enum
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -134,6 +135,23 @@ class Decision:
     anomaly_score: float | None = None
     anomaly_threshold: float | None = None
     fired: str | None = None  # Fired: which check called the part bad; None when good or not inspected
+
+    @property
+    def shows_anomaly_map(self) -> bool:
+        """Only the good-only model called the part bad: its stored heatmap is the anomaly map."""
+        return self.fired == Fired.ANOMALY
+
+    @property
+    def heat_scale(self) -> float:
+        """The factor that puts the stored heatmap on the absolute scale (``absolute_heat``).
+
+        The Grad-CAM is scaled to its own maximum: times the score, a confident good part looks
+        cold. The anomaly map is absolute already (its threshold is mid-way): 1.
+        """
+        if self.shows_anomaly_map:
+            return 1.0
+        score = self.score
+        return score if score is not None and math.isfinite(score) else 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
