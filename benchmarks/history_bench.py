@@ -25,11 +25,10 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 import cv2
 import numpy as np
 from sqlalchemy import create_engine, insert, select, text, update
+from storage_bench import timed  # median of repeats after a warm-up: one definition for the benchmarks
 
 from core.common.fileio import sha256_bytes
 from core.common.types import Verdict
@@ -174,17 +174,6 @@ def generate(path: Path, media_root: Path, count: int) -> float:
     return time.perf_counter() - started
 
 
-def timed(function: Callable[[], Any], repeat: int = 3) -> tuple[float, Any]:
-    """Median milliseconds of ``repeat`` runs after one warm-up, and the last result."""
-    result = function()
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - started)
-    return 1000 * statistics.median(times), result
-
-
 def middle_cursor(log: VisualLog, query: HistoryQuery, total: int) -> HistoryCursor | None:
     """The key of the row halfway down the query's order (set-up: OFFSET, not timed)."""
     from core.storage.history import _where
@@ -225,11 +214,11 @@ def bench_core(log: VisualLog) -> list[tuple[str, int, float, float, float, floa
     results = []
     for name, query in CASES:
         count_ms, total = timed(lambda q=query: log.history_count(q), 1)
-        first_ms, _ = timed(lambda q=query: log.history(q, limit=PAGE))
+        first_ms, _ = timed(lambda q=query: log.history(q, limit=PAGE), 3)
         middle = middle_cursor(log, query, total)
-        middle_ms, page = timed(lambda q=query, c=middle: log.history(q, after=c, limit=PAGE))
-        next_ms, _ = timed(lambda q=query, p=page: log.history(q, after=p.last, limit=PAGE))
-        last_ms, _ = timed(lambda q=query: log.history(q, from_end=True, limit=PAGE))
+        middle_ms, page = timed(lambda q=query, c=middle: log.history(q, after=c, limit=PAGE), 3)
+        next_ms, _ = timed(lambda q=query, p=page: log.history(q, after=p.last, limit=PAGE), 3)
+        last_ms, _ = timed(lambda q=query: log.history(q, from_end=True, limit=PAGE), 3)
         results.append((name, total, count_ms, first_ms, middle_ms, next_ms, last_ms))
         print(
             f"  {name:<34} {total:>9,} rows  count {count_ms:7.1f}  first {first_ms:6.1f}  "
