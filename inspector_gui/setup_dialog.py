@@ -480,7 +480,6 @@ class SetupDialog(QDialog):
 
 
 _DIALOG_STYLE = f"""
-QDialog#setupDialog {{ background: {theme.BACKGROUND}; }}
 QLabel#setupTitle {{ font-size: 26px; font-weight: 700; }}
 QLabel#setupIntro, QLabel#setupStatus {{ color: {theme.TEXT_MUTED}; font-size: 16px; }}
 QLabel#fieldError {{ color: #ffb3a1; font-size: 15px; font-weight: 600; }}

@@ -187,7 +187,6 @@ def run_with_progress(
 
 
 _STYLE = f"""
-QDialog#startupDialog {{ background: {theme.BACKGROUND}; }}
 QLabel#startupTitle {{ font-size: 26px; font-weight: 700; }}
 QLabel#startupStep {{ font-size: 18px; }}
 QLabel#startupMessage {{ color: {theme.TEXT_MUTED}; font-size: 16px; }}

@@ -68,7 +68,7 @@ FONT_FAMILY = '"Inter", "Segoe UI", "Noto Sans", "DejaVu Sans", sans-serif'
 MONO_FAMILY = '"JetBrains Mono", "Cascadia Mono", "DejaVu Sans Mono", monospace'
 
 STYLE_SHEET = f"""
-QMainWindow, QWidget#central {{
+QMainWindow, QDialog, QWidget#central {{
     background: {BACKGROUND};
 }}
 QWidget {{
