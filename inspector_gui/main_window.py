@@ -422,6 +422,12 @@ class StationWindow(LiveRendering, LiveLayout, QMainWindow):
         self._latest, self._latest_at = part, now
         self._parts_since_count += 1
         self._dirty = True
+        if part.decision.threshold is not None:
+            # A supervisor may change the threshold while the station runs: the newest part's is
+            # the one in force, not the one the station started with.
+            text = f"threshold  {format_score(part.decision.threshold)}"
+            if self._status_threshold.text() != text:
+                self._status_threshold.setText(text)
         if self._quit_after is not None and self._total >= self._quit_after and not self._closing:
             self._closing = True
             QTimer.singleShot(0, self.close)

@@ -155,6 +155,7 @@ def test_the_running_station_judges_its_next_part_by_the_applied_threshold(
         cv2.imwrite(str(inbox / "second.png"), part_image(2, 0, defective=True, size=96)[0])
         qtbot.waitUntil(lambda: window.shown_part.decision.part_id != first.part_id, timeout=30_000)
         assert window.shown_part.decision.threshold == 0.97 and first.threshold != 0.97
+        assert window._status_threshold.text() == "threshold  0.970"  # the status bar follows
     finally:
         window.close()
     assert not controller.is_running
