@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
@@ -13,10 +14,10 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent, QPen, QP
 from PySide6.QtWidgets import QAbstractButton, QSizePolicy, QWidget
 
 from core.common.types import InspectedPart
-from core.imaging.overlay import make_overlay
 
 from . import theme
-from .widgets import _font, draw_verdict_badge, fit_size, local_time, rgb_to_qimage, verdict_pen
+from .picture_composer import PictureComposer, PictureRequest, compose_picture
+from .widgets import _font, draw_verdict_badge, fit_size, local_time, verdict_pen
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,16 @@ class Thumbnail(QAbstractButton):
         if changed:
             self.update()
 
+    @property
+    def has_picture(self) -> bool:
+        """Whether the part's picture is drawn (or there is none to draw)."""
+        return self._part is None or self._part.image is None or self._image is not None
+
+    def set_image(self, image: QImage) -> None:
+        """The picture of the part shown, once it is composed."""
+        self._image = image
+        self.update()
+
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
         return self.SIZE
 
@@ -73,7 +84,14 @@ class Thumbnail(QAbstractButton):
         # The strip moves by one place per new part: every thumbnail shows another part at each
         # repaint. Each part's tile is drawn once and kept by the strip, then only copied.
         ratio = self.devicePixelRatioF()
-        key = (part.decision.part_id, id(part), self._selected, self.hasFocus(), ratio)
+        key = (
+            part.decision.part_id,
+            id(part),
+            self._selected,
+            self.hasFocus(),
+            ratio,
+            self._image is not None,
+        )
         tile = self.tiles.get(key)
         if tile is None:
             tile = QPixmap(round(self.width() * ratio), round(self.height() * ratio))
@@ -100,7 +118,7 @@ class Thumbnail(QAbstractButton):
             h = self._image.height() / self._image.devicePixelRatio()
             target = QRectF(image_box.center().x() - w / 2, image_box.center().y() - h / 2, w, h)
             painter.drawImage(target, self._image)
-        else:
+        elif part.image is None:
             painter.setPen(QColor(theme.TEXT_DIM))
             painter.setFont(_font(10, QFont.Weight.Bold))
             painter.drawText(image_box, Qt.AlignmentFlag.AlignCenter, "NO\nIMAGE")
@@ -125,6 +143,13 @@ class Thumbnail(QAbstractButton):
         painter.drawText(caption, Qt.AlignmentFlag.AlignCenter, text)
 
 
+@dataclass(frozen=True)
+class _ThumbSlot:
+    """A thumbnail's request to the composer: one per part (``part_id``, ``id(part)``)."""
+
+    key: tuple[str, int]
+
+
 class HistoryStrip(QWidget):
     """The last few parts, newest on the left. Clicking one emits :attr:`part_selected`."""
 
@@ -135,6 +160,7 @@ class HistoryStrip(QWidget):
         self._thumbs = [Thumbnail(self) for _ in range(capacity)]
         self._cache: dict[tuple[str, int], QImage] = {}
         self._tiles: dict[tuple[object, ...], QPixmap] = {}
+        self._composer: PictureComposer | None = None
         for thumb in self._thumbs:
             thumb.tiles = self._tiles
             thumb.clicked.connect(partial(self._on_thumbnail_clicked, thumb))
@@ -157,6 +183,14 @@ class HistoryStrip(QWidget):
             thumb.move(index * step, 0)
             thumb.setVisible(index < fits)
 
+    def set_composer(self, composer: PictureComposer | None) -> None:
+        """Compose thumbnails on ``composer``'s thread (None: here, when the strip is set)."""
+        if self._composer is not None:
+            self._composer.composed.disconnect(self._on_composed)
+        self._composer = composer
+        if composer is not None:
+            composer.composed.connect(self._on_composed)
+
     @property
     def capacity(self) -> int:
         return len(self._thumbs)
@@ -168,38 +202,68 @@ class HistoryStrip(QWidget):
         """Show ``parts`` newest first; the one with ``selected_id`` gets a highlight."""
         shown = list(parts)[: len(self._thumbs)]
         keep: dict[tuple[str, int], QImage] = {}
+        wanted: dict[_ThumbSlot, InspectedPart] = {}
         for thumb, part in zip(self._thumbs, shown + [None] * (len(self._thumbs) - len(shown)), strict=True):
             if part is None:
                 thumb.set_part(None, None, False)
                 continue
             key = (part.decision.part_id, id(part))
             image = self._cache.get(key)
-            if image is None:
-                image = self._make_thumbnail(part)
+            if image is None and part.image is not None:
+                if self._composer is None:
+                    image = compose_picture(self._thumbnail_request(part, key))
+                else:
+                    wanted[_ThumbSlot(key)] = part
             if image is not None:
                 keep[key] = image
             thumb.set_part(part, image, part.decision.part_id == selected_id)
         self._cache = keep
+        if self._composer is not None:
+            # Parts that left the strip before their turn are not drawn at all.
+            self._composer.retain(wanted.keys(), kind=_ThumbSlot)
+            for slot, part in wanted.items():
+                self._composer.request(slot, self._thumbnail_request(part, slot.key), priority=1)
         shown_ids = {part.decision.part_id for part in shown}
         for key in [k for k in self._tiles if k[0] not in shown_ids]:
             del self._tiles[key]
 
-    def _make_thumbnail(self, part: InspectedPart) -> QImage | None:
-        if part.image is None:
-            return None
+    def _thumbnail_request(self, part: InspectedPart, key: tuple[str, int]) -> PictureRequest:
+        assert part.image is not None
         ratio = self.devicePixelRatioF()
         image_h, image_w = part.image.shape[:2]
         box = Thumbnail.IMAGE_PX
         width, height = fit_size(image_w, image_h, box, box)
-        size = (max(1, round(width * ratio)), max(1, round(height * ratio)))
-        try:
-            rgb = make_overlay(part.image, part.heatmap, size=size, score=part.decision.heat_scale)
-        except Exception:  # noqa: BLE001 - one odd image must not break the strip
-            log.exception("could not draw thumbnail of %s", part.decision.part_id)
-            return None
-        image = rgb_to_qimage(rgb)
-        image.setDevicePixelRatio(ratio)
-        return image
+        return PictureRequest(
+            key=_ThumbSlot(key),
+            image=part.image,
+            heatmap=part.heatmap,
+            size=(max(1, round(width * ratio)), max(1, round(height * ratio))),
+            score=part.decision.heat_scale,
+            ratio=ratio,
+            label=part.decision.part_id,
+        )
+
+    def _on_composed(self, key: object, image: QImage) -> None:
+        if not isinstance(key, _ThumbSlot):
+            return
+        for thumb in self._thumbs:
+            part = thumb.part
+            if part is not None and (part.decision.part_id, id(part)) == key.key:
+                self._cache[key.key] = image
+                thumb.set_image(image)
+
+    def ensure_pictures(self) -> None:
+        """Compose the missing thumbnails now, on this thread (for a screenshot)."""
+        for thumb in self._thumbs:
+            part = thumb.part
+            if not thumb.has_picture and part is not None:
+                key = (part.decision.part_id, id(part))
+                self._cache[key] = image = compose_picture(self._thumbnail_request(part, key))
+                thumb.set_image(image)
+
+    def pictures_ready(self) -> bool:
+        """Whether every thumbnail shown has its picture (tests, screenshots)."""
+        return all(t.has_picture for t in self._thumbs)
 
     def _on_thumbnail_clicked(self, thumb: Thumbnail, *_checked: object) -> None:
         if thumb.part is not None:

@@ -44,6 +44,7 @@ from .live_state import (
     format_score,
     station_state,
 )
+from .picture_composer import PictureComposer
 from .worker import WorkerController
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,11 @@ class StationWindow(LiveRendering, LiveLayout, QMainWindow):
         self.resize(1440, 900)
         self.setMinimumSize(1000, 720)  # 1366 x 768 less a task bar or menu; nothing is cut above this
         self._build()
+        # The pictures (heatmap overlays, thumbnails) are composed on their own thread.
+        self.composer = PictureComposer(self)
+        for view in (self.part_view, self.held_view):
+            view.set_composer(self.composer)
+        self.history_strip.set_composer(self.composer)
         self._shortcuts()
         if kiosk:
             self.setWindowState(Qt.WindowState.WindowFullScreen)
@@ -556,6 +562,9 @@ class StationWindow(LiveRendering, LiveLayout, QMainWindow):
     def save_screenshot(self, path: Path) -> bool:
         """Render the current state and save the window as a PNG."""
         self.render_now()
+        for view in (self.part_view, self.held_view):
+            view.ensure_picture()
+        self.history_strip.ensure_pictures()
         # Labels that just got longer text ask for a new layout with a posted event; apply it
         # (and nothing else) so the picture does not show them cut off.
         QCoreApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
@@ -575,6 +584,7 @@ class StationWindow(LiveRendering, LiveLayout, QMainWindow):
         self._repaint_timer.stop()
         self._review_timer.stop()
         self.shift_counter.shutdown()
+        self.composer.close()
         if self._controller is not None:
             self._controller.shutdown()
         self._has_closed = True

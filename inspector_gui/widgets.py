@@ -1,14 +1,17 @@
 """Painted building blocks of the station window.
 
 Each widget is told what to show with a setter and paints on ``update()``; none of them knows
-about threads or the worker. Overlays are made with :func:`core.imaging.overlay.make_overlay` at the
-size they are shown at, and cached until the part, the size or the heatmap toggle changes.
+about the worker. Overlays are made with :func:`core.imaging.overlay.make_overlay` at the size they
+are shown at, and cached until the part, the size or the heatmap toggle changes; a view given a
+:class:`~inspector_gui.picture_composer.PictureComposer` has them made on the composer's thread.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -17,21 +20,15 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPaintE
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from core.common.types import InspectedPart, Verdict
-from core.imaging.overlay import heat_ramp, make_overlay
+from core.imaging.overlay import heat_ramp
 
 from . import theme
+from .picture_composer import PictureComposer, PictureRequest, compose_picture, rgb_to_qimage
 
 log = logging.getLogger(__name__)
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def rgb_to_qimage(rgb: np.ndarray) -> QImage:
-    """A QImage that owns a copy of an RGB uint8 array (the array may be freed afterwards)."""
-    rgb = np.ascontiguousarray(rgb)
-    height, width = rgb.shape[:2]
-    return QImage(rgb.data, width, height, rgb.strides[0], QImage.Format.Format_RGB888).copy()
 
 
 def fit_size(image_w: int, image_h: int, box_w: int, box_h: int) -> tuple[int, int]:
@@ -49,8 +46,10 @@ def local_time(moment: datetime) -> datetime:
     return moment.astimezone()
 
 
+@functools.lru_cache(maxsize=8)
 def heat_legend_image(width: int, height: int) -> QImage:
-    """The colour ramp the overlay uses (``HEAT_COLORMAP``), cold on the left, for a legend."""
+    """The colour ramp the overlay uses (``HEAT_COLORMAP``), cold on the left, for a legend
+    (made once per size: it is drawn with every picture)."""
     return rgb_to_qimage(np.repeat(heat_ramp(width), max(1, height), axis=0))
 
 
@@ -92,12 +91,25 @@ def _font(pixel_size: int, weight: QFont.Weight = QFont.Weight.Normal, mono: boo
 # -- the large part view --------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Drawn:
+    """A composed picture and the part it shows."""
+
+    key: tuple[object, ...]
+    part: InspectedPart
+    image: QImage
+
+
 class PartView(QWidget):
     """The newest (or selected) part, fitted into the widget with its aspect ratio kept.
 
     With the heatmap on, the Grad-CAM overlay is blended at display resolution; a thin frame in
     the verdict colour ties the picture to the banner, and a pill in the corner says whether the
     view follows the line (LIVE) or shows an older part (REVIEW).
+
+    Given a composer (:meth:`set_composer`), the picture is composed on the composer's thread:
+    until it is ready (a few milliseconds) the view goes on showing the part before, picture,
+    frame and badge together, never one part's picture in another's frame.
     """
 
     FRAME_PX = 4
@@ -112,11 +124,20 @@ class PartView(QWidget):
         self.show_pill = True  # the LIVE / REVIEW pill (off for the held bad part)
         self.show_legend = True
         self.legend_caption: str | None = None  # what the last drawn legend said (tests, screenshots)
-        self._cache_key: tuple[object, ...] | None = None
-        self._cache_image: QImage | None = None
+        self._composer: PictureComposer | None = None
+        self._drawn: _Drawn | None = None  # of the current part, or of the one before until ready
+        self._requested: tuple[object, ...] | None = None
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(320, 240)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+
+    def set_composer(self, composer: PictureComposer | None) -> None:
+        """Compose pictures on ``composer``'s thread (None: in ``paintEvent``, on this thread)."""
+        if self._composer is not None:
+            self._composer.composed.disconnect(self._on_composed)
+        self._composer = composer
+        if composer is not None:
+            composer.composed.connect(self._on_composed)
 
     @property
     def part(self) -> InspectedPart | None:
@@ -126,8 +147,16 @@ class PartView(QWidget):
     def heatmap_visible(self) -> bool:
         return self._heatmap_visible
 
+    @property
+    def picture_ready(self) -> bool:
+        """Whether the view shows the current part's own picture (or it has none to show)."""
+        key = self._wanted_key()
+        return key is None or (self._drawn is not None and self._drawn.key == key)
+
     def set_part(self, part: InspectedPart | None) -> None:
         if part is not self._part:
+            if self._drawn is not None and self._drawn.part is not self._part:
+                self._drawn = None  # older than the part before: never shown again
             self._part = part
             self.update()
 
@@ -160,42 +189,82 @@ class PartView(QWidget):
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
         return QSize(900, 700)
 
-    def _display_image(self, box_w: int, box_h: int, ratio: float) -> QImage | None:
+    def _picture_box(self) -> tuple[int, int]:
+        margin = 18
+        return max(1, self.width() - 2 * margin), max(1, self.height() - 2 * margin)
+
+    def _wanted_key(self) -> tuple[object, ...] | None:
+        """What the current part's picture at the current size is cached under (None: no picture)."""
         part = self._part
         if part is None or part.image is None:
             return None
         image_h, image_w = part.image.shape[:2]
-        width, height = fit_size(image_w, image_h, box_w, box_h)
+        width, height = fit_size(image_w, image_h, *self._picture_box())
+        ratio = self.devicePixelRatioF()
         pixel_size = (max(1, round(width * ratio)), max(1, round(height * ratio)))
-        heat = part.heatmap if self._heatmap_visible else None
-        key = (id(part), part.decision.part_id, pixel_size, heat is not None)
-        if key != self._cache_key:
-            try:
-                rgb = make_overlay(part.image, heat, size=pixel_size, score=part.decision.heat_scale)
-            except Exception:  # noqa: BLE001 - a malformed image must not take the window down
-                log.exception("could not draw part %s", part.decision.part_id)
-                rgb = np.zeros((pixel_size[1], pixel_size[0], 3), np.uint8)
-            image = rgb_to_qimage(rgb)
-            image.setDevicePixelRatio(ratio)
-            self._cache_key, self._cache_image = key, image
-        return self._cache_image
+        heat = self._heatmap_visible and part.heatmap is not None
+        return (id(part), part.decision.part_id, pixel_size, heat, ratio)
+
+    def _request(self, key: tuple[object, ...]) -> PictureRequest:
+        part = self._part
+        assert part is not None and part.image is not None
+        _, _, pixel_size, heat, ratio = key
+        return PictureRequest(
+            key=key,
+            image=part.image,
+            heatmap=part.heatmap if heat else None,
+            size=pixel_size,  # type: ignore[arg-type]
+            score=part.decision.heat_scale,
+            ratio=ratio,  # type: ignore[arg-type]
+            label=part.decision.part_id,
+        )
+
+    def ensure_picture(self) -> None:
+        """Compose the current part's picture now, on this thread, if it is not ready (for a
+        screenshot that must show the newest part)."""
+        key = self._wanted_key()
+        if key is not None and (self._drawn is None or self._drawn.key != key):
+            assert self._part is not None
+            self._drawn = _Drawn(key, self._part, compose_picture(self._request(key)))
+            self.update()
+
+    def _on_composed(self, key: object, image: QImage) -> None:
+        if key == self._requested and self._part is not None and key == self._wanted_key():
+            assert isinstance(key, tuple)
+            self._drawn = _Drawn(key, self._part, image)
+            self.update()
+
+    def _picture(self) -> _Drawn | None:
+        """The picture to draw now: the current part's, or until it is composed the part's before."""
+        key = self._wanted_key()
+        if key is None or (self._drawn is not None and self._drawn.key == key):
+            return self._drawn if key is not None else None
+        if self._composer is None:
+            self.ensure_picture()
+            return self._drawn
+        if key != self._requested:
+            self._requested = key
+            self._composer.request(id(self), self._request(key))
+        return self._drawn
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.fillRect(self.rect(), QColor(theme.VIEW_BACKGROUND))
-        part = self._part
+        drawn = self._picture()
+        part = self._part if drawn is None else drawn.part
         margin = 18
         box = self.rect().adjusted(margin, margin, -margin, -margin)
-        image = self._display_image(box.width(), box.height(), self.devicePixelRatioF())
         if part is None:
             self._draw_centered(painter, "Waiting for the first part…")
-        elif image is None:
+        elif drawn is None and part.image is None:
             reason = part.decision.reason or "no image"
             self._draw_centered(painter, f"No image\n{reason}")
-        else:
-            width = round(image.width() / image.devicePixelRatio())
-            height = round(image.height() / image.devicePixelRatio())
+        elif drawn is not None:
+            image = drawn.image
+            image_h, image_w = part.image.shape[:2] if part.image is not None else (1, 1)
+            # fitted to the box now (a picture composed for the size before a resize is scaled)
+            width, height = fit_size(image_w, image_h, box.width(), box.height())
             left = box.left() + (box.width() - width) // 2
             top = box.top() + (box.height() - height) // 2
             target = QRectF(left, top, width, height)
@@ -213,9 +282,9 @@ class PartView(QWidget):
             draw_verdict_badge(
                 painter, QPointF(target.right() - radius - 8, target.top() + radius + 8), radius, verdict
             )
-            if self._heatmap_visible and part.heatmap is not None and self.show_legend:
+            if drawn.key[3] and self.show_legend:
                 self._draw_legend(painter, target, anomaly=part.decision.shows_anomaly_map)
-        if self.show_pill and (part is not None or self._alarm is not None):
+        if self.show_pill and (self._part is not None or self._alarm is not None):
             self._draw_mode_pill(painter)
         painter.end()
 

@@ -31,6 +31,20 @@ def mixed_parts() -> list[InspectedPart]:
 
 
 @pytest.fixture
+def painted(qtbot) -> Callable[..., object]:
+    """Paint a widget as it looks once its pictures are composed: a part view's picture is
+    composed on the window's composer thread after the first paint asks for it."""
+
+    def paint(widget):
+        widget.grab()  # a part view asks for its picture when it paints
+        if hasattr(widget, "picture_ready"):
+            qtbot.waitUntil(lambda: widget.picture_ready, timeout=3000)
+        return widget.grab()
+
+    return paint
+
+
+@pytest.fixture
 def open_station(qtbot):
     """Open a StationWindow on a FakeLine with a started worker; closed again by qtbot."""
     from inspector_gui.main_window import StationWindow

@@ -40,7 +40,7 @@ def test_banner_shows_the_newest_verdict(qtbot, open_station):
     assert "0.500" in window._status_threshold.text()
 
 
-def test_good_and_not_inspected_banners(qtbot, open_station):
+def test_good_and_not_inspected_banners(qtbot, open_station, painted):
     parts = [
         make_inspected_part(0, Verdict.GOOD, 0.042),
         make_inspected_part(1, Verdict.NOT_INSPECTED, reason="image is 0 bytes", with_image=False),
@@ -58,7 +58,7 @@ def test_good_and_not_inspected_banners(qtbot, open_station):
     assert window.score_label.text() == "—"
     # A part without pixels paints its reason, in muted text, on the view's background: no
     # picture, no verdict frame (nothing amber), and not the "waiting" text of an empty view.
-    no_image = _pixels(window.part_view)
+    no_image = _pixels(painted(window.part_view))
     background = np.array(QColor(theme.VIEW_BACKGROUND).getRgb()[:3])
     muted = np.array(QColor(theme.TEXT_MUTED).getRgb()[:3])
     text = np.abs(no_image - muted).sum(axis=2) < 60
@@ -68,12 +68,14 @@ def test_good_and_not_inspected_banners(qtbot, open_station):
     pill = np.abs(no_image - amber).sum(axis=2) < 40
     assert pill.sum() == 0  # live: the amber REVIEW pill is not shown
     window.show_part(parts[0])  # a part with a picture paints many more bright pixels
-    assert (_pixels(window.part_view).sum(axis=2) > 300).sum() > 10 * (no_image.sum(axis=2) > 300).sum()
+    assert (_pixels(painted(window.part_view)).sum(axis=2) > 300).sum() > 10 * (
+        no_image.sum(axis=2) > 300
+    ).sum()
 
 
-def _pixels(widget) -> np.ndarray:
-    """The widget as drawn now: an H x W x 3 int array (RGB)."""
-    image = widget.grab().toImage().convertToFormat(widget.grab().toImage().Format.Format_RGB888)
+def _pixels(pixmap) -> np.ndarray:
+    """A painted widget (see the ``painted`` fixture): an H x W x 3 int array (RGB)."""
+    image = pixmap.toImage().convertToFormat(pixmap.toImage().Format.Format_RGB888)
     array = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
     return array[:, : image.width() * 3].reshape(image.height(), image.width(), 3).astype(int)
 
@@ -160,12 +162,12 @@ def test_the_window_stays_responsive_and_closes_promptly_during_a_long_backoff(q
     assert not window.controller.is_running and line.builds == 1
 
 
-def test_source_offline_is_shown_and_live_is_not_green(qtbot, open_station):
+def test_source_offline_is_shown_and_live_is_not_green(qtbot, open_station, painted):
     line = FakeLine([make_inspected_part(0, Verdict.GOOD)])
     window = open_station(line)
     qtbot.waitUntil(lambda: window.shown_part is not None and window.source_status is not None, timeout=3000)
     assert window.live_button.text() == "●  LIVE" and window.alarm_text is None
-    assert _near(_pixels(window.part_view), theme.LIVE_TEXT) > 20  # the green LIVE pill
+    assert _near(_pixels(painted(window.part_view)), theme.LIVE_TEXT) > 20  # the green LIVE pill
     line.problem, line.online = "inbox /srv/inbox unreachable: No such file or directory", False
     qtbot.waitUntil(lambda: window.alarm_text is not None, timeout=3000)
     qtbot.wait(REPAINT_INTERVAL_MS * 2)
@@ -180,11 +182,11 @@ def test_source_offline_is_shown_and_live_is_not_green(qtbot, open_station):
     assert window._status_worker.text().startswith("source OFFLINE: ")
     assert window.live_button.text() == "⚠  OFFLINE" and window.live_button.property("live") == "alarm"
     assert window.part_view.alarm == "OFFLINE"
-    offline = _pixels(window.part_view)
+    offline = _pixels(painted(window.part_view))
     # No green LIVE pill (a few anti-aliased pixels of the green verdict badge may come close).
     assert _near(offline, theme.LIVE_TEXT) < 20 and _near(offline, theme.LIVE_BACKGROUND, 10) < 20
     assert _near(offline, theme.ALARM) > 200  # the red OFFLINE pill instead
-    button = _pixels(window.live_button)
+    button = _pixels(painted(window.live_button))
     assert _near(button, theme.ALARM) > button.shape[0] * button.shape[1] // 3
     line.online = True
     qtbot.waitUntil(lambda: window.station_state == ("ok", "WATCHING"), timeout=3000)
@@ -192,7 +194,7 @@ def test_source_offline_is_shown_and_live_is_not_green(qtbot, open_station):
     assert window.live_button.text() == "●  LIVE" and window.verdict_banner.stale is None
     window.acknowledge_alarm()
     assert window.alarm_text is None and not window.alarm_bar.isVisible()
-    assert _near(_pixels(window.part_view), theme.LIVE_TEXT) > 20
+    assert _near(_pixels(painted(window.part_view)), theme.LIVE_TEXT) > 20
 
 
 def test_closing_the_window_under_load_stops_the_worker(qtbot, open_station):
@@ -251,7 +253,7 @@ def test_clicking_a_history_item_shows_that_part_until_live(qtbot, open_station)
     assert "LIVE" in window.live_button.text()
 
 
-def test_heatmap_toggle_shows_the_plain_part(qtbot):
+def test_heatmap_toggle_shows_the_plain_part(qtbot, painted):
     window = StationWindow()
     qtbot.addWidget(window)
     window.show()
@@ -260,7 +262,7 @@ def test_heatmap_toggle_shows_the_plain_part(qtbot):
     window.render_now()
 
     def reddish_pixels() -> int:
-        rgb = _pixels(window.part_view)
+        rgb = _pixels(painted(window.part_view))
         return int(((rgb[:, :, 0] > 150) & (rgb[:, :, 0] - rgb[:, :, 2] > 80)).sum())
 
     with_heat = reddish_pixels()

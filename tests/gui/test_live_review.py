@@ -136,7 +136,7 @@ def test_a_good_part_that_came_during_a_bad_parts_dwell_is_shown_when_the_dwell_
 
 
 def test_a_part_only_the_good_only_model_called_bad_shows_its_anomaly_map_labelled_as_such(
-    qtbot, open_station
+    qtbot, open_station, painted
 ):
     import dataclasses
 
@@ -146,11 +146,11 @@ def test_a_part_only_the_good_only_model_called_bad_shows_its_anomaly_map_labell
     window = open_station(FakeLine([anomaly_part]))
     qtbot.waitUntil(lambda: window.shown_part is anomaly_part, timeout=3000)
     window.resize(1600, 1000)
-    window.part_view.grab()  # paint it: the legend is drawn with the picture
+    painted(window.part_view)  # the legend is drawn with the picture
     assert window.part_view.legend_caption == "UNLIKE GOOD PARTS"
     assert "unlike good parts: anomaly 3.10 ≥ 2.00" in window.verdict_banner.reason()
     # A part the classifier called bad keeps the defect-evidence legend.
     classifier_part = make_inspected_part(1, Verdict.BAD, size=(400, 300))
     window.part_view.set_part(classifier_part)
-    window.part_view.grab()
+    painted(window.part_view)
     assert window.part_view.legend_caption == "DEFECT EVIDENCE"

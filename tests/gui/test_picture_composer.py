@@ -1,0 +1,112 @@
+"""Pictures composed off the GUI thread: the live view, the held part and the history strip ask
+the window's composer, and never show one part's picture in another part's frame."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from gui_fakes import FakeLine, make_inspected_part
+from PySide6.QtGui import QColor
+
+from core.common.types import Verdict
+from inspector_gui import theme
+from inspector_gui.picture_composer import PictureComposer, PictureRequest
+from inspector_gui.widgets import PartView
+
+
+def _rgb(pixmap) -> np.ndarray:
+    image = pixmap.toImage().convertToFormat(pixmap.toImage().Format.Format_RGB888)
+    array = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+    return array[:, : image.width() * 3].reshape(image.height(), image.width(), 3).astype(int)
+
+
+def _near(rgb: np.ndarray, colour: str, tolerance: int = 30) -> int:
+    target = np.array(QColor(colour).getRgb()[:3])
+    return int((np.abs(rgb - target).sum(axis=2) < tolerance).sum())
+
+
+def test_the_window_composes_every_picture_on_the_composer_thread(qtbot, open_station):
+    parts = [make_inspected_part(i, Verdict.BAD if i % 3 == 0 else Verdict.GOOD) for i in range(9)]
+    window = open_station(FakeLine(parts))
+    qtbot.waitUntil(lambda: window.shown_part is parts[-1], timeout=3000)
+    qtbot.waitUntil(
+        lambda: (
+            window.part_view.picture_ready
+            and window.held_view.picture_ready
+            and window.history_strip.pictures_ready()
+        ),
+        timeout=3000,
+    )
+    composer = window.composer
+    # the live part, the held bad part, and the thumbnails of the strip
+    assert composer.composed_count >= 3
+    assert composer.thread_ids and threading.get_ident() not in composer.thread_ids
+    window.close()
+    assert not composer._thread.is_alive()  # closing the window stops the composer
+
+
+def test_a_view_keeps_the_part_before_whole_until_the_new_picture_is_composed(qtbot):
+    composer = PictureComposer()
+    view = PartView()
+    view.set_composer(composer)
+    view.resize(480, 400)
+    qtbot.addWidget(view)
+    view.show()
+    bad, good = make_inspected_part(0, Verdict.BAD), make_inspected_part(1, Verdict.GOOD)
+    view.set_part(bad)
+    view.grab()
+    qtbot.waitUntil(lambda: view.picture_ready, timeout=3000)
+    bad_frame = _near(_rgb(view.grab()), theme.BAD)
+    assert bad_frame > 500
+    # The good part's picture is being composed: until it comes, the bad part is shown whole,
+    # its picture in its own (bad) frame, never the good part's picture in a bad frame or the
+    # reverse. No event is processed between the two lines, so the composed picture cannot come.
+    view.set_part(good)
+    before = _rgb(view.grab())
+    assert not view.picture_ready
+    assert _near(before, theme.BAD) == bad_frame and _near(before, theme.GOOD) < 50
+    qtbot.waitUntil(lambda: view.picture_ready, timeout=3000)
+    after = _rgb(view.grab())
+    assert _near(after, theme.GOOD) > 500 and _near(after, theme.BAD) < 50
+    composer.close()
+
+
+def test_a_busy_composer_draws_only_the_newest_request_of_a_view(qtbot):
+    composer = PictureComposer()
+    composed: list[object] = []
+    composer.composed.connect(lambda key, image: composed.append(key))
+    big = np.full((2400, 2400), 128, np.uint8)  # tens of milliseconds a picture
+    for index in range(20):  # requested within a millisecond, while the first is being drawn
+        composer.request(
+            "live",
+            PictureRequest(key=index, image=big, heatmap=None, size=(2000, 2000), score=None, ratio=1.0),
+        )
+    qtbot.waitUntil(lambda: composer.pending == 0 and bool(composed) and composed[-1] == 19, timeout=5000)
+    qtbot.wait(100)
+    assert composed[-1] == 19
+    assert len(composed) <= 3  # not twenty: the requests in between were replaced
+    composer.close()
+
+
+def test_a_malformed_picture_is_drawn_black_not_raised(qtbot):
+    composer = PictureComposer()
+    composed: list[object] = []
+    composer.composed.connect(lambda key, image: composed.append((key, image)))
+    broken = np.zeros((0, 5), np.uint8)  # no rows: the overlay cannot be made
+    composer.request(
+        "live", PictureRequest(key="odd", image=broken, heatmap=None, size=(40, 30), score=None, ratio=1.0)
+    )
+    qtbot.waitUntil(lambda: bool(composed), timeout=3000)
+    key, image = composed[0]
+    assert key == "odd" and (image.width(), image.height()) == (40, 30)
+    assert _rgb_of_image(image).max() == 0
+    composer.close()
+
+
+def _rgb_of_image(image) -> np.ndarray:
+    converted = image.convertToFormat(image.Format.Format_RGB888)
+    array = np.frombuffer(converted.constBits(), np.uint8).reshape(
+        converted.height(), converted.bytesPerLine()
+    )
+    return array[:, : converted.width() * 3]
