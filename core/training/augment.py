@@ -92,3 +92,23 @@ def _part_circle(image: np.ndarray) -> tuple[float, float, float]:
         return (w - 1) / 2.0, (h - 1) / 2.0, 0.35 * w
     x, y, r = circles[0][0]
     return float(x), float(y), float(r)
+
+
+def good_only_validation(images: np.ndarray, labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validation for a run with no bad image at all: the good images, and a copy of each with
+    pits (:func:`add_spots`, drawn from ``seed``) labelled bad, so that epochs are still chosen
+    and the classifier's threshold set on a defect, if only a synthetic one."""
+    good = images[labels == 0]
+    draw = np.random.default_rng([seed, 7])
+    spotted = np.stack([add_spots(image, draw) for image in good]) if len(good) else good
+    return (
+        np.concatenate([images, spotted]),
+        np.concatenate([labels, np.ones(len(spotted), dtype=labels.dtype)]),
+    )
+
+
+def good_only_loss_labels(labels: np.ndarray, share: float) -> np.ndarray:
+    """The class counts the loss is weighted by when bad parts are only the synthetic ones:
+    ``share`` of the good images become bad in each epoch."""
+    spotted = round(len(labels) * share)
+    return np.repeat(np.array([0, 1], dtype=labels.dtype), [len(labels) - spotted, spotted])

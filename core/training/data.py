@@ -38,8 +38,11 @@ class Sample:
     content_hash: str
 
 
-def scan_folder(root: Path, class_map: Mapping[str, str] | None = None) -> list[Sample]:
-    """All images under the class folders of ``root``, sorted by path."""
+def scan_folder(
+    root: Path, class_map: Mapping[str, str] | None = None, *, good_only: bool = False
+) -> list[Sample]:
+    """All images under the class folders of ``root``, sorted by path. Both classes must be
+    there, or with ``good_only`` at least the good one (a run on good parts alone)."""
     class_map = dict(DEFAULT_CLASS_MAP if class_map is None else class_map)
     root = Path(root)
     if not root.is_dir():
@@ -55,10 +58,15 @@ def scan_folder(root: Path, class_map: Mapping[str, str] | None = None) -> list[
             if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
                 samples.append(Sample(path, LABELS[label_name], sha256_file(path)))
     counts = np.bincount([s.label for s in samples], minlength=2)
-    if counts.min() == 0:
+    if counts[0] == 0 or (counts[1] == 0 and not good_only):
         raise ValueError(
             f"{root}: need images of both classes, found {counts[0]} good and {counts[1]} bad "
             f"(class folders: {', '.join(sorted(class_map))})"
+            + (
+                "; with no bad part at all, train on good parts alone: --synthetic-spots 0.5"
+                if counts[0]
+                else ""
+            )
         )
     return samples
 

@@ -23,6 +23,7 @@ from core.common.metrics import rates_at, threshold_for_miss_rate, threshold_wit
 from core.imaging.preprocess import Preset
 from core.model.architectures import build_model
 from core.model.bundle import ModelCard, save_bundle
+from core.training.augment import good_only_loss_labels, good_only_validation
 from core.training.config import TrainConfig, choose_samples
 from core.training.data import check_manifest_images, data_hash, read_manifest, scan_folder, write_manifest
 from core.training.epochs import (
@@ -177,7 +178,9 @@ def train(
         splits = read_manifest(Path(config.split_from), Path(data_dir))
         check_manifest_images(splits, ("train", "val"), Path(config.split_from), Path(data_dir))
     else:
-        splits = choose_samples(config, scan_folder(data_dir, config.class_map))
+        splits = choose_samples(
+            config, scan_folder(data_dir, config.class_map, good_only=config.synthetic_spots > 0)
+        )
     if main_process:
         write_manifest(out_dir / "split.json", splits, Path(data_dir))
     preset = Preset(
@@ -194,6 +197,20 @@ def train(
     train_y = np.array([s.label for s in splits["train"]], dtype=np.int64)
     val_x = load_images(splits["val"], preset, progress) if main_process else train_x[:0]
     val_y = np.array([s.label for s in splits["val"]], dtype=np.int64)
+    good_only = not train_y.any()
+    if good_only:
+        # No defect to learn from: the pits of --synthetic-spots are the only bad parts, in
+        # training and (on copies of the validation good parts) in validation.
+        if config.synthetic_spots <= 0:
+            raise ValueError(
+                "the training images hold no bad part: give some, or train on good parts alone with "
+                "--synthetic-spots 0.5 (synthetic pits stand in for the defects) and --anomaly"
+            )
+        val_x, val_y = good_only_validation(val_x, val_y, config.seed)
+        log(
+            f"no bad image: trained against synthetic pits on {config.synthetic_spots:.0%} of the good "
+            f"parts, validated on the {len(val_y) - int(val_y.sum())} validation good parts and a pitted copy of each"
+        )
 
     net = _build_net(config)
     if config.init_from:
@@ -205,7 +222,8 @@ def train(
         from torch.nn.parallel import DistributedDataParallel
 
         model = DistributedDataParallel(net, device_ids=[device] if device.startswith("cuda") else None)
-    loss_fn = make_loss(train_y, config.bad_weight_factor, device, gamma=config.focal_gamma)
+    weight_labels = good_only_loss_labels(train_y, config.synthetic_spots) if good_only else train_y
+    loss_fn = make_loss(weight_labels, config.bad_weight_factor, device, gamma=config.focal_gamma)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = max(1, len(train_x) // (config.batch_size * world) + 1)
     epochs = config.epochs  # the time budget may fit fewer after the first epoch (schedule.py)
@@ -333,6 +351,8 @@ def train(
             "bad": sorted(round(float(p), 6) for p in probs[val_y == 1]),
         },
         "train_counts": {"good": int((train_y == 0).sum()), "bad": int((train_y == 1).sum())},
+        # Trained on good parts alone: the validation defects are pitted copies of good parts.
+        "good_only": good_only,
         "epochs_run": len(history),
         "epochs_planned": config.epochs,
         "epochs_scheduled": epochs,

@@ -116,3 +116,56 @@ def test_a_defect_kind_absent_from_training_is_caught_by_the_anomaly_score(tmp_p
     for r in good + bad:
         assert r.anomaly_threshold == bad[0].anomaly_threshold
         assert (r.verdict == "bad") == (r.score >= r.threshold or r.anomaly_score >= r.anomaly_threshold)  # type: ignore[operator]
+
+
+def test_a_run_on_good_parts_alone_needs_synthetic_defects(tmp_path: Path) -> None:
+    from core.training.fit import TrainConfig, train
+
+    for index in range(12):
+        _write(tmp_path / "train" / "good" / f"good_{index:05d}.png", _part(index)[0])
+    config = TrainConfig(name="good", architecture="tiny_cnn", input_size=SIZE, epochs=1, test_fraction=0.0)
+    with pytest.raises(ValueError, match="0 bad.*no bad part at all.*--synthetic-spots"):
+        train(config, tmp_path / "train", tmp_path / "run", log=lambda _m: None)
+
+
+@pytest.mark.slow
+def test_a_run_on_good_parts_alone_catches_defects_it_never_saw(tmp_path: Path) -> None:
+    """No defect of any kind in training: the classifier learns synthetic pits, the good-only
+    model is fitted on the good parts, and both meet real (here: generated) defects only in the test."""
+    import json
+
+    from core.common.metrics import roc_auc
+    from core.inference.inspector import Inspector
+    from core.training.fit import TrainConfig, train
+
+    train_dir, held = tmp_path / "train", {"good": [], "bad": []}  # type: dict[str, list[np.ndarray]]
+    for index in range(TRAIN_PAIRS + HELD_OUT):
+        image, disc = _part(index)
+        if index < TRAIN_PAIRS:
+            _write(train_dir / "good" / f"good_{index:05d}.png", image)
+        else:
+            held["good"].append(image)
+            held["bad"].append(_noise_block(image, disc, np.random.default_rng(index)))
+    logged: list[str] = []
+    config = TrainConfig(
+        name="good-only", architecture="tiny_cnn", input_size=SIZE, epochs=16, batch_size=16, lr=5e-3,
+        val_fraction=0.2, test_fraction=0.0, augment=False, synthetic_spots=0.5, seed=1, views=4,
+        anomaly=True, anomaly_dims=16, anomaly_budget=0.05,
+    )  # fmt: skip
+    train(config, train_dir, tmp_path / "run", log=logged.append)
+
+    assert any(line.startswith("no bad image: trained against synthetic pits on 50%") for line in logged)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["good_only"] is True
+    assert metrics["train_counts"]["bad"] == 0
+    # validated on the good parts and a pitted copy of each
+    assert metrics["val_counts"]["good"] == metrics["val_counts"]["bad"] == 20
+    with Inspector(tmp_path / "run", backend="torch") as inspector:
+        results = inspector.inspect_batch(held["good"] + held["bad"])
+    labels = np.array([0] * HELD_OUT + [1] * HELD_OUT)
+    anomaly = np.array([r.anomaly_score for r in results], dtype=np.float64)
+    classifier = np.array([r.score for r in results])
+    # Measured: the anomaly score's AUC 0.93 (seeds 2 and 3: 0.73, 0.76); the classifier, which
+    # knows only the pits, 0.50 (0.58, 0.51): the noise blocks look nothing like pits.
+    assert roc_auc(labels, anomaly) >= 0.7
+    assert roc_auc(labels, anomaly) >= roc_auc(labels, classifier) + 0.1
