@@ -1,7 +1,7 @@
 """Soak test of the operator's window: the real StationWindow on a real hot folder, at the
 station's maximum rate, for ``--minutes`` (default 30).
 
-A feeder keeps ``--backlog`` files waiting in the inbox (each a different part: a seeded synthetic
+A feeder process keeps ``--backlog`` files waiting in the inbox (each a different part: a seeded synthetic
 part with a unique counter stamped into its pixels, so the station's duplicate check never
 fires), so the station runs as fast as it can; ``--rate`` caps the parts per second instead. The
 window runs on the platform Qt picks (``QT_QPA_PLATFORM=offscreen`` without a display), with its
@@ -28,14 +28,15 @@ without ``--work`` the work folder is temporary and removed at the end.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import resource
 import shutil
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+from typing import Protocol
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +47,15 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 HEARTBEAT_MS = 20
+
+
+class EventLike(Protocol):
+    def is_set(self) -> bool: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+class CounterLike(Protocol):
+    value: int
 
 
 def rss_mb() -> float:
@@ -64,8 +74,13 @@ def handles() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def feeder(inbox: Path, stop: threading.Event, rate: float, backlog: int, written: list[int]) -> None:
-    """Keep ``backlog`` parts waiting (or write ``rate`` parts/s), each one different."""
+def feeder(inbox: Path, stop: EventLike, rate: float, backlog: int, written: CounterLike) -> None:
+    """Keep ``backlog`` parts waiting (or write ``rate`` parts/s), each one different.
+
+    Runs in a process of its own, as a camera's software writing into the hot folder would: in
+    the window's process it would compete with the GUI thread for the GIL, which no line does.
+    """
+    sys.path.insert(0, str(ROOT))
     from core.synth.parts import part_image
 
     pool = [part_image(77, i, defective=i % 3 == 0, size=128)[0] for i in range(64)]
@@ -97,7 +112,7 @@ def feeder(inbox: Path, stop: threading.Event, rate: float, backlog: int, writte
         temporary.write_bytes(data.tobytes())
         os.replace(temporary, inbox / f"part_{run}_{count:08d}.png")
         count += 1
-        written[0] = count
+        written.value = count
 
 
 def main() -> int:
@@ -189,9 +204,10 @@ def main() -> int:
     heartbeat.timeout.connect(on_beat)
     heartbeat.start()
 
-    stop = threading.Event()
-    written = [0]
-    feed = threading.Thread(target=feeder, args=(inbox, stop, args.rate, args.backlog, written), daemon=True)
+    processes = multiprocessing.get_context("spawn")  # not forked from a process running Qt
+    stop = processes.Event()
+    written = processes.Value("q", 0)
+    feed = processes.Process(target=feeder, args=(inbox, stop, args.rate, args.backlog, written), daemon=True)
     samples: list[tuple[float, int, float, float, int, int, float, float]] = []
     started = time.monotonic()
     last = {"t": started, "parts": 0}
@@ -251,6 +267,8 @@ def main() -> int:
     app.exec()
     stop.set()
     feed.join(5)
+    if feed.is_alive():
+        feed.terminate()
 
     rss = [s[3] for s in samples]
     thr = [s[4] for s in samples]
@@ -259,7 +277,7 @@ def main() -> int:
     parts = samples[-1][1] - samples[0][1]
     print(
         f"\nsummary: {total_min:.1f} min, {parts} parts ({parts / max(total_min * 60, 1e-6):.1f} parts/s), "
-        f"{written[0]} files written\n"
+        f"{written.value} files written\n"
         f"  RSS MB   first {rss[0]:.1f}  last {rss[-1]:.1f}  max {max(rss):.1f}\n"
         f"  threads  first {thr[0]}  last {thr[-1]}  max {max(thr)}\n"
         f"  handles  first {fds[0]}  last {fds[-1]}  max {max(fds)}\n"
