@@ -23,6 +23,7 @@ from core.outputs.base import Output
 from core.sources.base import SourceStatus
 from core.station.config import StationConfig
 from core.station.events import (
+    AlarmAcknowledged,
     AlarmCleared,
     AlarmRaised,
     PartInspected,
@@ -34,6 +35,20 @@ from core.station.events import (
 from core.station.loop import LoopRuntime, LoopSettings, StationLoop
 
 log = logging.getLogger(__name__)
+
+
+def alarm_line(event: AlarmRaised | AlarmCleared | AlarmAcknowledged) -> str:
+    """An alarm event as the headless station prints it: the operator's words and the fix first
+    (what a person reading the journal acts on), the technical line after them."""
+    if isinstance(event, AlarmRaised):
+        if not event.plain:
+            return f"ALARM {event.kind.value}: {event.message}"
+        fix = f" {event.fix}" if event.fix else ""
+        return f"ALARM {event.kind.value}: {event.plain}.{fix} (details: {event.message})"
+    if isinstance(event, AlarmAcknowledged):
+        recorded = "recorded in the log" if event.recorded else "NOT recorded: the log cannot be reached"
+        return f"alarm acknowledged by {event.user}: {event.kind.value} ({recorded})"
+    return f"alarm cleared: {event.kind.value}"
 
 
 def _stamp() -> str:
@@ -129,10 +144,8 @@ def run_headless(
                 f"{info.station_name}: inspecting parts from {info.source_description} with "
                 f"{info.model_name} ({(info.model_hash or '')[:12]}), threshold {info.threshold:.4f}"
             )
-        elif isinstance(event, AlarmRaised):
-            say(f"ALARM {event.kind.value}: {event.message}")
-        elif isinstance(event, AlarmCleared):
-            say(f"alarm cleared: {event.kind.value}")
+        elif isinstance(event, AlarmRaised | AlarmCleared | AlarmAcknowledged):
+            say(alarm_line(event))
         elif isinstance(event, StationStopped):
             say(tally.line() + (" (stopped)" if loop.stop_requested else ""))
 

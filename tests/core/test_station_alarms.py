@@ -12,6 +12,7 @@ from test_station_loop import Running, _config, _write_part
 from core.model.bundle import BundleError
 from core.station.alarm_words import words_for
 from core.station.events import AlarmAcknowledged, AlarmCleared, AlarmKind, AlarmRaised, StationStarted
+from core.station.headless import alarm_line
 from core.station.runtime import build_runtime
 from core.storage import VisualLog
 from core.storage.alarms import AlarmEvent
@@ -57,6 +58,12 @@ def test_no_parts_bad_run_full_disk_and_acknowledgement_are_raised_and_recorded(
         assert ack == AlarmAcknowledged(
             kind=AlarmKind.BAD_RUN, user="anna", message=words_for(AlarmKind.BAD_RUN)[0], recorded=True
         )
+        # The headless station prints the same events: the words and the fix first, then the detail.
+        assert alarm_line(disk).startswith(
+            "ALARM disk: The disk is nearly full. Free space on the media / log disk"
+        ) and alarm_line(disk).endswith(f"(details: {disk.message})")
+        assert alarm_line(ack) == "alarm acknowledged by anna: bad_run (recorded in the log)"
+        assert alarm_line(AlarmCleared(kind=AlarmKind.NO_PARTS)) == "alarm cleared: no_parts"
     finally:
         run.close()
     with VisualLog(config.db_url, media_root=config.media_root, station="line-1") as log:
