@@ -36,7 +36,12 @@ class TrainConfig(BaseModel):
         "contrast of the picture say nothing; 'fixed': one mean and standard deviation for all.",
     )
     epochs: int = Field(20, ge=1, description="Maximum number of epochs.")
-    patience: int = Field(6, ge=1, description="Stop after this many epochs without a better selection key.")
+    patience: int = Field(
+        6,
+        ge=1,
+        description="Stop after this many epochs without a better selection key, counted only in the last 40% "
+        "of the schedule (before that the learning rate is at its peak and epochs swing).",
+    )
     max_minutes: float | None = Field(
         None,
         gt=0,

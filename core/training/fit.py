@@ -38,7 +38,7 @@ from core.training.epochs import (
     train_one_epoch,
     view_scores,
 )
-from core.training.schedule import epochs_within, one_cycle
+from core.training.schedule import epochs_within, may_stop_early, one_cycle
 
 if TYPE_CHECKING:
     import torch
@@ -282,7 +282,7 @@ def train(
                     best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
                 else:
                     stale += 1
-                    if stale >= config.patience:
+                    if stale >= config.patience and may_stop_early(epoch, epochs):
                         log(f"no better epoch for {config.patience} epochs: stopping")
                         stop = True
                 spent = sum(r.seconds for r in history)

@@ -6,6 +6,8 @@ weights taken at a high learning rate (on the casting data a run stopped after 1
 chose a validation threshold of 0.02 that rejected 30% of good parts on new photographs). So a
 time budget does not cut the schedule; it chooses the number of epochs: after the first epoch,
 the epochs that fit in the budget at that epoch's pace, and the schedule is fitted to them.
+For the same reason patience may only stop a run once the rate has begun to fall
+(:func:`may_stop_early`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["epochs_within", "one_cycle"]
+__all__ = ["PATIENCE_FROM", "epochs_within", "may_stop_early", "one_cycle"]
+
+# Patience (``--patience``) ends a run only in the last 40% of its schedule: before that the
+# learning rate is at or near its peak, epochs swing, and none says much about the run's end. On
+# the casting data (seed regime, 25 epochs) the first epoch's validation figure stood unbeaten
+# through epochs 2 to 7 at the peak rate, and patience 6 stopped the run there with that
+# first epoch's weights (79% false rejects on validation at zero misses).
+PATIENCE_FROM = 0.6
 
 
 def one_cycle(
@@ -47,6 +56,11 @@ def one_cycle(
     return torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=lr, total_steps=total_steps, pct_start=pct_start, last_epoch=steps_done - 1
     )
+
+
+def may_stop_early(epoch: int, epochs: int) -> bool:
+    """Whether patience may stop a run after ``epoch`` of a schedule over ``epochs``."""
+    return epoch >= math.ceil(PATIENCE_FROM * epochs)
 
 
 def epochs_within(budget_s: float, first_epoch_s: float, planned: int) -> int:

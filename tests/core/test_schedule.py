@@ -66,3 +66,27 @@ def test_a_tiny_budget_gives_a_finished_schedule(pair_data: Path, tmp_path: Path
         assert metrics["final_lr"] < config.lr * 1e-3
     rows = (tmp_path / "run" / "epochs.csv").read_text().splitlines()
     assert len(rows) - 1 == metrics["epochs_run"]
+
+
+def test_patience_stops_a_run_only_once_the_rate_falls() -> None:
+    from core.training.schedule import may_stop_early
+
+    # 25 epochs: never in the first 14 (the peak and the start of the fall), from epoch 15 on.
+    assert [e for e in range(1, 26) if may_stop_early(e, 25)] == list(range(15, 26))
+    assert may_stop_early(1, 1) and not may_stop_early(1, 2) and may_stop_early(2, 2)
+
+
+def test_patience_does_not_cut_a_run_at_its_peak(pair_data: Path, tmp_path: Path) -> None:
+    from core.training.fit import TrainConfig, train
+
+    messages: list[str] = []
+    config = TrainConfig(
+        name="patient", architecture="tiny_cnn", input_size=32, epochs=5, patience=1, batch_size=16,
+        val_fraction=0.25, test_fraction=0.0, group_pattern=r"_(\d+)\.png$", seed=1,
+    )  # fmt: skip
+    train(config, pair_data, tmp_path / "run", log=messages.append)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    # patience 1 may stop it from epoch 3 of 5 on, never before
+    assert metrics["epochs_run"] >= 3
+    rows = (tmp_path / "run" / "epochs.csv").read_text().splitlines()
+    assert len(rows) - 1 == metrics["epochs_run"]
