@@ -42,8 +42,9 @@ from core.storage.records import Review
 
 from . import theme
 from .history_model import PartDetail, ReaderThread
+from .part_pictures import rgb_to_qimage
 from .review_style import REVIEW_STYLE
-from .widgets import local_time, rgb_to_qimage
+from .widgets import local_time
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """Painted building blocks of the station window.
 
 Each widget is told what to show with a setter and paints on ``update()``; none of them knows
-about the worker. Overlays are made with :func:`core.imaging.overlay.make_overlay` at the size they
-are shown at, and cached until the part, the size or the heatmap toggle changes; a view given a
-:class:`~inspector_gui.picture_composer.PictureComposer` has them made on the composer's thread.
+about the worker. A part's picture is drawn by :mod:`inspector_gui.part_pictures` at the size it is
+shown at, and kept until the part, the size or the heatmap toggle changes; a view given a
+:class:`~inspector_gui.picture_composer.PictureComposer` has it drawn on the composer's thread.
 """
 
 from __future__ import annotations
@@ -11,32 +11,28 @@ from __future__ import annotations
 import functools
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPainterPath, QPaintEvent, QPen, QResizeEvent
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from core.common.types import InspectedPart, Verdict
-from core.imaging.overlay import heat_ramp
 
 from . import theme
-from .picture_composer import PictureComposer, PictureRequest, compose_picture, rgb_to_qimage
+from .part_pictures import (
+    FRAME_PX,
+    font,
+    render_view,
+)
+from .picture_composer import PictureComposer
 
 log = logging.getLogger(__name__)
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def fit_size(image_w: int, image_h: int, box_w: int, box_h: int) -> tuple[int, int]:
-    """The largest (w, h) with the image's aspect ratio that fits the box; at least 1 x 1."""
-    if image_w <= 0 or image_h <= 0 or box_w <= 0 or box_h <= 0:
-        return 1, 1
-    scale = min(box_w / image_w, box_h / image_h)
-    return max(1, round(image_w * scale)), max(1, round(image_h * scale))
 
 
 def local_time(moment: datetime) -> datetime:
@@ -46,58 +42,17 @@ def local_time(moment: datetime) -> datetime:
     return moment.astimezone()
 
 
-@functools.lru_cache(maxsize=8)
-def heat_legend_image(width: int, height: int) -> QImage:
-    """The colour ramp the overlay uses (``HEAT_COLORMAP``), cold on the left, for a legend
-    (made once per size: it is drawn with every picture)."""
-    return rgb_to_qimage(np.repeat(heat_ramp(width), max(1, height), axis=0))
-
-
-def verdict_pen(verdict: Verdict, width: float) -> QPen:
-    """The verdict's frame: colour *and* line style, so it reads without colour vision.
-
-    Good: solid; bad: dashed; not inspected: dotted.
-    """
-    pen = QPen(theme.verdict_colour(verdict), width)
-    pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
-    if verdict is Verdict.BAD:
-        pen.setStyle(Qt.PenStyle.DashLine)
-    elif verdict is Verdict.NOT_INSPECTED:
-        pen.setStyle(Qt.PenStyle.DotLine)
-    return pen
-
-
-def draw_verdict_badge(painter: QPainter, centre: QPointF, radius: float, verdict: Verdict) -> None:
-    """A round badge in the verdict colour with its glyph (check, cross, question mark)."""
-    painter.save()
-    painter.setPen(QPen(QColor(theme.VIEW_BACKGROUND), max(1.0, radius / 6)))
-    painter.setBrush(theme.verdict_colour(verdict))
-    painter.drawEllipse(centre, radius, radius)
-    painter.setPen(QColor(theme.VERDICT_TEXT_COLOURS[verdict]))
-    painter.setFont(_font(max(8, round(radius * 1.25)), QFont.Weight.Black))
-    box = QRectF(centre.x() - radius, centre.y() - radius, 2 * radius, 2 * radius)
-    painter.drawText(box, Qt.AlignmentFlag.AlignCenter, theme.VERDICT_GLYPHS[verdict])
-    painter.restore()
-
-
-def _font(pixel_size: int, weight: QFont.Weight = QFont.Weight.Normal, mono: bool = False) -> QFont:
-    font = QFont("DejaVu Sans Mono" if mono else "DejaVu Sans")
-    font.setStyleHint(QFont.StyleHint.Monospace if mono else QFont.StyleHint.SansSerif)
-    font.setPixelSize(pixel_size)
-    font.setWeight(weight)
-    return font
-
-
 # -- the large part view --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class _Drawn:
-    """A composed picture and the part it shows."""
+    """A composed picture, the part it shows and its legend's caption."""
 
     key: tuple[object, ...]
     part: InspectedPart
     image: QImage
+    legend: str | None
 
 
 class PartView(QWidget):
@@ -107,12 +62,13 @@ class PartView(QWidget):
     the verdict colour ties the picture to the banner, and a pill in the corner says whether the
     view follows the line (LIVE) or shows an older part (REVIEW).
 
-    Given a composer (:meth:`set_composer`), the picture is composed on the composer's thread:
-    until it is ready (a few milliseconds) the view goes on showing the part before, picture,
-    frame and badge together, never one part's picture in another's frame.
+    The picture (all but the pill) is drawn by :func:`~inspector_gui.part_pictures.render_view`;
+    given a composer (:meth:`set_composer`) on the composer's thread: until it is ready (a few
+    milliseconds) the view goes on showing the part before, picture, frame and badge together,
+    never one part's picture in another's frame.
     """
 
-    FRAME_PX = 4
+    FRAME_PX = FRAME_PX
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -123,7 +79,6 @@ class PartView(QWidget):
         self._caption = ""  # e.g. "last part 42 s ago": said in the pill
         self.show_pill = True  # the LIVE / REVIEW pill (off for the held bad part)
         self.show_legend = True
-        self.legend_caption: str | None = None  # what the last drawn legend said (tests, screenshots)
         self._composer: PictureComposer | None = None
         self._drawn: _Drawn | None = None  # of the current part, or of the one before until ready
         self._requested: tuple[object, ...] | None = None
@@ -146,6 +101,11 @@ class PartView(QWidget):
     @property
     def heatmap_visible(self) -> bool:
         return self._heatmap_visible
+
+    @property
+    def legend_caption(self) -> str | None:
+        """What the legend of the picture shown says (None: no legend)."""
+        return self._drawn.legend if self._drawn is not None else None
 
     @property
     def picture_ready(self) -> bool:
@@ -189,35 +149,27 @@ class PartView(QWidget):
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
         return QSize(900, 700)
 
-    def _picture_box(self) -> tuple[int, int]:
-        margin = 18
-        return max(1, self.width() - 2 * margin), max(1, self.height() - 2 * margin)
-
     def _wanted_key(self) -> tuple[object, ...] | None:
-        """What the current part's picture at the current size is cached under (None: no picture)."""
+        """What the current part's picture at the current size is kept under (None: no picture)."""
         part = self._part
         if part is None or part.image is None:
             return None
-        image_h, image_w = part.image.shape[:2]
-        width, height = fit_size(image_w, image_h, *self._picture_box())
-        ratio = self.devicePixelRatioF()
-        pixel_size = (max(1, round(width * ratio)), max(1, round(height * ratio)))
         heat = self._heatmap_visible and part.heatmap is not None
-        return (id(part), part.decision.part_id, pixel_size, heat, ratio)
-
-    def _request(self, key: tuple[object, ...]) -> PictureRequest:
-        part = self._part
-        assert part is not None and part.image is not None
-        _, _, pixel_size, heat, ratio = key
-        return PictureRequest(
-            key=key,
-            image=part.image,
-            heatmap=part.heatmap if heat else None,
-            size=pixel_size,  # type: ignore[arg-type]
-            score=part.decision.heat_scale,
-            ratio=ratio,  # type: ignore[arg-type]
-            label=part.decision.part_id,
+        return (
+            id(part),
+            part.decision.part_id,
+            self.width(),
+            self.height(),
+            self.devicePixelRatioF(),
+            heat,
+            self.show_legend,
         )
+
+    def _job(self, key: tuple[object, ...]) -> Callable[[], tuple[QImage, str | None]]:
+        part = self._part
+        assert part is not None
+        _, _, width, height, ratio, heat, legend = key
+        return functools.partial(render_view, part, width, height, ratio, heat=heat, legend=legend)  # type: ignore[arg-type]
 
     def ensure_picture(self) -> None:
         """Compose the current part's picture now, on this thread, if it is not ready (for a
@@ -225,108 +177,57 @@ class PartView(QWidget):
         key = self._wanted_key()
         if key is not None and (self._drawn is None or self._drawn.key != key):
             assert self._part is not None
-            self._drawn = _Drawn(key, self._part, compose_picture(self._request(key)))
+            image, legend = self._job(key)()
+            self._drawn = _Drawn(key, self._part, image, legend)
             self.update()
 
-    def _on_composed(self, key: object, image: QImage) -> None:
-        if key == self._requested and self._part is not None and key == self._wanted_key():
-            assert isinstance(key, tuple)
-            self._drawn = _Drawn(key, self._part, image)
-            self.update()
+    def _on_composed(self, key: object, result: object) -> None:
+        if key != self._requested or self._part is None or key != self._wanted_key():
+            return
+        assert isinstance(key, tuple)
+        if isinstance(result, tuple):
+            image, legend = result
+        else:  # the drawing failed (logged): a black picture rather than none
+            image, legend = QImage(), None
+        self._drawn = _Drawn(key, self._part, image, legend)
+        self.update()
 
     def _picture(self) -> _Drawn | None:
         """The picture to draw now: the current part's, or until it is composed the part's before."""
         key = self._wanted_key()
-        if key is None or (self._drawn is not None and self._drawn.key == key):
-            return self._drawn if key is not None else None
+        if key is None:
+            return None
+        if self._drawn is not None and self._drawn.key == key:
+            return self._drawn
         if self._composer is None:
             self.ensure_picture()
-            return self._drawn
-        if key != self._requested:
+        elif key != self._requested:
             self._requested = key
-            self._composer.request(id(self), self._request(key))
+            self._composer.request(id(self), key, self._job(key))
         return self._drawn
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.fillRect(self.rect(), QColor(theme.VIEW_BACKGROUND))
         drawn = self._picture()
-        part = self._part if drawn is None else drawn.part
-        margin = 18
-        box = self.rect().adjusted(margin, margin, -margin, -margin)
-        if part is None:
-            self._draw_centered(painter, "Waiting for the first part…")
-        elif drawn is None and part.image is None:
-            reason = part.decision.reason or "no image"
-            self._draw_centered(painter, f"No image\n{reason}")
-        elif drawn is not None:
-            image = drawn.image
-            image_h, image_w = part.image.shape[:2] if part.image is not None else (1, 1)
-            # fitted to the box now (a picture composed for the size before a resize is scaled)
-            width, height = fit_size(image_w, image_h, box.width(), box.height())
-            left = box.left() + (box.width() - width) // 2
-            top = box.top() + (box.height() - height) // 2
-            target = QRectF(left, top, width, height)
-            verdict = part.decision.verdict
-            painter.fillRect(
-                target.adjusted(-self.FRAME_PX, -self.FRAME_PX, self.FRAME_PX, self.FRAME_PX),
-                QColor(theme.VIEW_BACKGROUND),
-            )
-            painter.drawImage(target, image)
-            painter.setPen(verdict_pen(verdict, self.FRAME_PX))
-            painter.setBrush(Qt.BrushStyle.NoBrush)
-            half = self.FRAME_PX / 2
-            painter.drawRect(target.adjusted(-half, -half, half, half))
-            radius = max(12.0, min(26.0, min(target.width(), target.height()) / 14))
-            draw_verdict_badge(
-                painter, QPointF(target.right() - radius - 8, target.top() + radius + 8), radius, verdict
-            )
-            if drawn.key[3] and self.show_legend:
-                self._draw_legend(painter, target, anomaly=part.decision.shows_anomaly_map)
-        if self.show_pill and (self._part is not None or self._alarm is not None):
+        part = self._part
+        if drawn is not None:
+            # composed at the view's size (after a resize, until the new one comes, scaled)
+            painter.drawImage(QRectF(self.rect()), drawn.image)
+        else:
+            painter.fillRect(self.rect(), QColor(theme.VIEW_BACKGROUND))
+            if part is None:
+                self._draw_centered(painter, "Waiting for the first part…")
+            elif part.image is None:
+                self._draw_centered(painter, f"No image\n{part.decision.reason or 'no image'}")
+        if self.show_pill and (part is not None or self._alarm is not None):
             self._draw_mode_pill(painter)
         painter.end()
 
     def _draw_centered(self, painter: QPainter, text: str) -> None:
         painter.setPen(QColor(theme.TEXT_MUTED))
-        painter.setFont(_font(22))
+        painter.setFont(font(22))
         painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, text)
-
-    def _draw_legend(self, painter: QPainter, image_rect: QRectF, *, anomaly: bool = False) -> None:
-        """The colour ramp and what it means, in the image's lower right corner.
-
-        The heat is on the absolute scale (heat x score): the same colour means the same on every
-        part, so the legend can name its ends.
-        """
-        width, height = 190, 12
-        if image_rect.width() < width + 60 or image_rect.height() < 160:
-            return
-        left = image_rect.right() - width - 22
-        top = image_rect.bottom() - height - 30
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor(10, 11, 13, 215))
-        painter.drawRoundedRect(QRectF(left - 12, top - 28, width + 24, height + 56), 6, 6)
-        painter.drawImage(QRectF(left, top, width, height), heat_legend_image(width, 1))
-        painter.setPen(QColor(theme.TEXT))
-        painter.setFont(_font(13, QFont.Weight.Bold))
-        title = QRectF(left, top - 24, width, 20)
-        # The good-only model's map says where the part is unlike good parts, not "defect".
-        caption, low, high = (
-            ("UNLIKE GOOD PARTS", "typical", "2x limit")
-            if anomaly
-            else (
-                "DEFECT EVIDENCE",
-                "none",
-                "certain",
-            )
-        )
-        painter.drawText(title, Qt.AlignmentFlag.AlignCenter, caption)
-        painter.setFont(_font(12, QFont.Weight.Bold))
-        below = QRectF(left, top + height + 2, width, 18)
-        painter.drawText(below, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, low)
-        painter.drawText(below, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, high)
-        self.legend_caption = caption
 
     def _draw_mode_pill(self, painter: QPainter) -> None:
         if self._live and self._alarm is not None:
@@ -337,8 +238,7 @@ class PartView(QWidget):
             text, background, foreground = "❚❚  REVIEW", QColor(theme.NOT_INSPECTED), QColor("#1a1400")
         if self._caption:
             text = f"{text}  ·  {self._caption}"
-        font = _font(16, QFont.Weight.Bold)
-        painter.setFont(font)
+        painter.setFont(font(16, QFont.Weight.Bold))
         width = painter.fontMetrics().horizontalAdvance(text) + 28
         pill = QRectF(24, 24, width, 34)
         painter.setPen(Qt.PenStyle.NoPen)
@@ -506,7 +406,7 @@ class ScoreBar(QWidget):
             painter.setBrush(self._colour)
             painter.drawPath(path)
         # scale ticks
-        painter.setFont(_font(11))
+        painter.setFont(font(11))
         painter.setPen(QColor(theme.TEXT_DIM))
         for value in (0.0, 0.25, 0.5, 0.75, 1.0):
             x = track.left() + track.width() * value

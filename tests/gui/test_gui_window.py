@@ -229,6 +229,7 @@ def test_clicking_a_history_item_shows_that_part_until_live(qtbot, open_station)
     window = open_station(FakeLine(parts))
     qtbot.waitUntil(lambda: window.counters.total == 6, timeout=3000)
     qtbot.waitUntil(lambda: window.shown_part is parts[-1], timeout=3000)
+    qtbot.waitUntil(window.history_strip.pictures_ready, timeout=3000)  # tiles drawn off the GUI thread
     thumbs = window.history_strip.thumbnails()
     assert thumbs[3].part is parts[2]  # newest first
     assert thumbs[3].isVisible()

@@ -61,6 +61,7 @@ def test_arrow_keys_move_through_a_frozen_history_and_back_to_live(qtbot, open_s
     qtbot.keyClick(window, Qt.Key.Key_Right)  # past the newest: live again, strip thawed
     assert window.is_live
     window.render_now()
+    qtbot.waitUntil(window.history_strip.pictures_ready, timeout=3000)  # tiles drawn off the GUI thread
     assert window.history_strip.thumbnails()[0].part is window.history[0]
 
 
@@ -90,6 +91,7 @@ def test_verdicts_read_without_colour(qtbot):
     window._on_worker_inspected(make_inspected_part(1, Verdict.GOOD))
     window._banner_part = None  # past the bad part's time on the banner
     window.render_now()
+    qtbot.waitUntil(window.history_strip.pictures_ready, timeout=3000)
     assert window.verdict_banner.glyph() == "✓"
     # The thumbnails' borders differ in line style, not only in colour: the good one is solid,
     # the bad one dashed (its left edge alternates between line and gap), even in grey.
