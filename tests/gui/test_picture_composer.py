@@ -3,15 +3,19 @@ the window's composer, and never show one part's picture in another part's frame
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import threading
+import time
 
 import numpy as np
 from gui_fakes import FakeLine, make_inspected_part
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QImage
 
 from core.common.types import Verdict
 from inspector_gui import theme
-from inspector_gui.picture_composer import PictureComposer, PictureRequest
+from inspector_gui.part_pictures import render_view
+from inspector_gui.picture_composer import PictureComposer
 from inspector_gui.widgets import PartView
 
 
@@ -76,37 +80,50 @@ def test_a_busy_composer_draws_only_the_newest_request_of_a_view(qtbot):
     composer = PictureComposer()
     composed: list[object] = []
     composer.composed.connect(lambda key, image: composed.append(key))
-    big = np.full((2400, 2400), 128, np.uint8)  # tens of milliseconds a picture
-    for index in range(20):  # requested within a millisecond, while the first is being drawn
-        composer.request(
-            "live",
-            PictureRequest(key=index, image=big, heatmap=None, size=(2000, 2000), score=None, ratio=1.0),
-        )
-    qtbot.waitUntil(lambda: composer.pending == 0 and bool(composed) and composed[-1] == 19, timeout=5000)
-    qtbot.wait(100)
-    assert composed[-1] == 19
-    assert len(composed) <= 3  # not twenty: the requests in between were replaced
+    started = threading.Event()
+
+    def slow(index: int) -> QImage:
+        started.set()
+        time.sleep(0.2)  # the first job is still running while the others are asked for
+        return QImage(4, 4, QImage.Format.Format_RGB32)
+
+    composer.request("live", 0, functools.partial(slow, 0))
+    assert started.wait(3)
+    for index in range(1, 20):
+        composer.request("live", index, functools.partial(slow, index))
+    qtbot.waitUntil(lambda: composer.pending == 0 and composed[-1:] == [19], timeout=5000)
+    # the first (already running) and the newest; the 18 in between were replaced unseen
+    assert composed == [0, 19]
     composer.close()
 
 
-def test_a_malformed_picture_is_drawn_black_not_raised(qtbot):
+def test_a_failing_picture_is_logged_and_given_back_as_none(qtbot, caplog):
     composer = PictureComposer()
-    composed: list[object] = []
-    composer.composed.connect(lambda key, image: composed.append((key, image)))
-    broken = np.zeros((0, 5), np.uint8)  # no rows: the overlay cannot be made
+    composed: list[tuple[object, object]] = []
+    composer.composed.connect(lambda key, result: composed.append((key, result)))
+    broken = make_inspected_part(0, Verdict.GOOD)
+    broken = dataclasses.replace(broken, image=np.zeros((0, 5), np.uint8))  # no rows
+    # A malformed photograph is drawn black by the picture code itself...
     composer.request(
-        "live", PictureRequest(key="odd", image=broken, heatmap=None, size=(40, 30), score=None, ratio=1.0)
+        "live", "odd", functools.partial(render_view, broken, 200, 150, 1.0, heat=True, legend=True)
     )
-    qtbot.waitUntil(lambda: bool(composed), timeout=3000)
-    key, image = composed[0]
-    assert key == "odd" and (image.width(), image.height()) == (40, 30)
-    assert _rgb_of_image(image).max() == 0
+    # ... and a job that raises gives None (and a log line), and the composer goes on.
+    composer.request("thumb", "raises", lambda: 1 / 0)
+    qtbot.waitUntil(lambda: len(composed) == 2, timeout=3000)
+    results = dict(composed)
+    image, legend = results["odd"]
+    assert (image.width(), image.height()) == (200, 150)
+    assert results["raises"] is None
+    assert "could not draw raises" in caplog.text
     composer.close()
 
 
-def _rgb_of_image(image) -> np.ndarray:
-    converted = image.convertToFormat(image.Format.Format_RGB888)
-    array = np.frombuffer(converted.constBits(), np.uint8).reshape(
-        converted.height(), converted.bytesPerLine()
-    )
-    return array[:, : converted.width() * 3]
+def test_a_started_station_hands_the_gil_over_often(qtbot, open_station):
+    import sys
+
+    from inspector_gui.worker import GIL_SWITCH_INTERVAL_S
+
+    window = open_station(FakeLine([make_inspected_part(0, Verdict.GOOD)]))
+    qtbot.waitUntil(lambda: window.shown_part is not None, timeout=3000)
+    # the station's threads share the interpreter with the window: 1 ms hand-overs, not 5 ms
+    assert sys.getswitchinterval() <= GIL_SWITCH_INTERVAL_S
