@@ -28,6 +28,7 @@ without ``--work`` the work folder is temporary and removed at the end.
 from __future__ import annotations
 
 import argparse
+import gc
 import multiprocessing
 import os
 import resource
@@ -189,7 +190,20 @@ def main() -> int:
         renders["overall"] = max(renders["overall"], ms)
 
     window.render_now = timed_render_now  # type: ignore[method-assign]
-    final = {"stall": float("nan"), "render": float("nan"), "p99": float("nan")}
+
+    # The cyclic garbage collector stops every thread while it runs: its longest pass per interval.
+    collecting: dict[str, float] = {"since": 0.0, "interval": 0.0, "overall": 0.0}
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collecting["since"] = time.perf_counter()
+        elif collecting["since"]:
+            ms = (time.perf_counter() - collecting["since"]) * 1000
+            collecting["interval"] = max(collecting["interval"], ms)
+            collecting["overall"] = max(collecting["overall"], ms)
+
+    gc.callbacks.append(on_gc)
+    final = {"stall": float("nan"), "render": float("nan"), "p99": float("nan"), "gc": float("nan")}
 
     def on_beat() -> None:
         now = time.monotonic()
@@ -208,12 +222,12 @@ def main() -> int:
     stop = processes.Event()
     written = processes.Value("q", 0)
     feed = processes.Process(target=feeder, args=(inbox, stop, args.rate, args.backlog, written), daemon=True)
-    samples: list[tuple[float, int, float, float, int, int, float, float]] = []
+    samples: list[tuple[float, int, float, float, int, int, float, float, float]] = []
     started = time.monotonic()
     last = {"t": started, "parts": 0}
     print(
         f"{'min':>6} {'parts':>8} {'parts/s':>8} {'RSS MB':>8} {'threads':>8} {'handles':>8} {'stall ms':>9}"
-        f" {'render ms':>10}",
+        f" {'render ms':>10} {'gc ms':>7}",
         flush=True,
     )
 
@@ -223,13 +237,14 @@ def main() -> int:
         rate = (parts - last["parts"]) / max(now - last["t"], 1e-6)
         last.update(t=now, parts=parts)
         row = (
-            (now - started) / 60, parts, rate, rss_mb(), threads(), handles(), stall["interval"], renders["interval"]
+            (now - started) / 60, parts, rate, rss_mb(), threads(), handles(), stall["interval"], renders["interval"],
+            collecting["interval"],
         )  # fmt: skip
-        stall["interval"] = renders["interval"] = 0.0
+        stall["interval"] = renders["interval"] = collecting["interval"] = 0.0
         samples.append(row)
         print(
             f"{row[0]:6.1f} {row[1]:8d} {row[2]:8.1f} {row[3]:8.1f} {row[4]:8d} {row[5]:8d} {row[6]:9.1f}"
-            f" {row[7]:10.1f}",
+            f" {row[7]:10.1f} {row[8]:7.1f}",
             flush=True,
         )
 
@@ -245,7 +260,7 @@ def main() -> int:
         nonlocal started
         started = time.monotonic()
         last.update(t=started, parts=window.counters.total)
-        stall["interval"] = stall["overall"] = renders["overall"] = 0.0
+        stall["interval"] = stall["overall"] = renders["overall"] = collecting["overall"] = 0.0
         gaps.clear()
         sample()
         sampler.start()
@@ -257,6 +272,7 @@ def main() -> int:
         sample()
         final["stall"] = stall["overall"]
         final["render"] = renders["overall"]
+        final["gc"] = collecting["overall"]
         final["p99"] = float(np.percentile(gaps, 99)) if gaps else float("nan")
         heartbeat.stop()
         window.close()
@@ -282,7 +298,7 @@ def main() -> int:
         f"  threads  first {thr[0]}  last {thr[-1]}  max {max(thr)}\n"
         f"  handles  first {fds[0]}  last {fds[-1]}  max {max(fds)}\n"
         f"  longest GUI-thread stall {final['stall']:.1f} ms, 99th percentile {final['p99']:.1f} ms"
-        f" (heartbeat {HEARTBEAT_MS} ms); longest repaint {final['render']:.1f} ms\n  "
+        f" (heartbeat {HEARTBEAT_MS} ms); longest repaint {final['render']:.1f} ms; longest garbage collection {final['gc']:.1f} ms\n  "
         f"max RSS of the process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MB",
         flush=True,
     )
