@@ -21,7 +21,7 @@ from core.common.types import InspectedPart
 
 from . import theme
 from .part_pictures import TILE_H, TILE_IMAGE_PX, TILE_W, render_tile
-from .picture_composer import PictureComposer
+from .picture_composer import ComposerClient, PictureComposer
 from .widgets import local_time
 
 
@@ -99,7 +99,7 @@ def _tile_key(part: InspectedPart) -> tuple[str, int]:
     return part.decision.part_id, id(part)
 
 
-class HistoryStrip(QWidget):
+class HistoryStrip(ComposerClient, QWidget):
     """The last few parts, newest on the left. Clicking one emits :attr:`part_selected`."""
 
     part_selected = Signal(object)  # InspectedPart
@@ -131,14 +131,6 @@ class HistoryStrip(QWidget):
         for index, thumb in enumerate(self._thumbs):
             thumb.move(index * step, 0)
             thumb.setVisible(index < fits)
-
-    def set_composer(self, composer: PictureComposer | None) -> None:
-        """Draw tiles on ``composer``'s thread (None: here, when the strip is set)."""
-        if self._composer is not None:
-            self._composer.composed.disconnect(self._on_composed)
-        self._composer = composer
-        if composer is not None:
-            composer.composed.connect(self._on_composed)
 
     @property
     def capacity(self) -> int:

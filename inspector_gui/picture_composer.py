@@ -101,3 +101,21 @@ class PictureComposer(QObject):
                     return
                 self.composed_count += 1
             self.composed.emit(key, result)
+
+
+class ComposerClient:
+    """A widget whose pictures a :class:`PictureComposer` draws (mixed in before ``QWidget``):
+    :meth:`set_composer` connects the widget's ``_on_composed(key, result)`` to it."""
+
+    _composer: PictureComposer | None = None
+
+    def set_composer(self, composer: PictureComposer | None) -> None:
+        """Draw on ``composer``'s thread (None: on the GUI thread, when the widget needs it)."""
+        if self._composer is not None:
+            self._composer.composed.disconnect(self._on_composed)
+        self._composer = composer
+        if composer is not None:
+            composer.composed.connect(self._on_composed)
+
+    def _on_composed(self, key: object, result: object) -> None:
+        raise NotImplementedError

@@ -27,7 +27,7 @@ from .part_pictures import (
     font,
     render_view,
 )
-from .picture_composer import PictureComposer
+from .picture_composer import ComposerClient, PictureComposer
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class _Drawn:
     legend: str | None
 
 
-class PartView(QWidget):
+class PartView(ComposerClient, QWidget):
     """The newest (or selected) part, fitted into the widget with its aspect ratio kept.
 
     With the heatmap on, the Grad-CAM overlay is blended at display resolution; a thin frame in
@@ -85,14 +85,6 @@ class PartView(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(320, 240)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
-
-    def set_composer(self, composer: PictureComposer | None) -> None:
-        """Compose pictures on ``composer``'s thread (None: in ``paintEvent``, on this thread)."""
-        if self._composer is not None:
-            self._composer.composed.disconnect(self._on_composed)
-        self._composer = composer
-        if composer is not None:
-            composer.composed.connect(self._on_composed)
 
     @property
     def part(self) -> InspectedPart | None:
