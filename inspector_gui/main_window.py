@@ -16,6 +16,7 @@ keys) freezes the history strip and returns to live after ``review_timeout_s``.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -129,6 +130,7 @@ class StationWindow(LiveRendering, LiveLayout, QMainWindow):
         self._count_requested_at = 0.0
         self.last_acknowledgement: AlarmAcknowledged | None = None
         self._started = False
+        self._frozen_gc = False
         self._closing = False
         self._has_closed = False
         self.render_count = 0  # how often the part was actually repainted (tests, diagnostics)
@@ -489,6 +491,14 @@ class StationWindow(LiveRendering, LiveLayout, QMainWindow):
         if info.log_url:
             self.shift_counter.watch(info.log_url, info.media_root, info.station_name)
         self._render_alarm()
+        if not self._frozen_gc:
+            # The model and the runtime live as long as the station: out of the cyclic
+            # collector's walks, which stopped every thread for 450-500 ms once early in a run
+            # (gui_soak). Once per window (a rebuilt runtime's predecessor, if it holds cycles,
+            # is kept: one runtime at most); no forced collection here (one finalised an old
+            # test station's objects mid-run and broke the next one's source-offline test).
+            self._frozen_gc = True
+            gc.freeze()
 
     @Slot()
     def _on_worker_stopped(self) -> None:

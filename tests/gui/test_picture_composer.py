@@ -118,7 +118,7 @@ def test_a_failing_picture_is_logged_and_given_back_as_none(qtbot, caplog):
     composer.close()
 
 
-def test_a_started_station_hands_the_gil_over_often(qtbot, open_station):
+def test_a_started_station_hands_the_gil_over_often_and_freezes_its_start(qtbot, open_station):
     import sys
 
     from inspector_gui.worker import GIL_SWITCH_INTERVAL_S
@@ -127,3 +127,7 @@ def test_a_started_station_hands_the_gil_over_often(qtbot, open_station):
     qtbot.waitUntil(lambda: window.shown_part is not None, timeout=3000)
     # the station's threads share the interpreter with the window: 1 ms hand-overs, not 5 ms
     assert sys.getswitchinterval() <= GIL_SWITCH_INTERVAL_S
+    # and what was alive at the start (the model, the runtime) is out of the collector's walks
+    import gc
+
+    assert gc.get_freeze_count() > 1000
