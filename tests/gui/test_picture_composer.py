@@ -10,7 +10,9 @@ import time
 
 import numpy as np
 from gui_fakes import FakeLine, make_inspected_part
-from PySide6.QtGui import QColor, QImage
+from PySide6.QtGui import QImage
+from test_gui_window import _near as near
+from test_gui_window import _pixels as _rgb
 
 from core.common.types import Verdict
 from inspector_gui import theme
@@ -19,15 +21,8 @@ from inspector_gui.picture_composer import PictureComposer
 from inspector_gui.widgets import PartView
 
 
-def _rgb(pixmap) -> np.ndarray:
-    image = pixmap.toImage().convertToFormat(pixmap.toImage().Format.Format_RGB888)
-    array = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
-    return array[:, : image.width() * 3].reshape(image.height(), image.width(), 3).astype(int)
-
-
-def _near(rgb: np.ndarray, colour: str, tolerance: int = 30) -> int:
-    target = np.array(QColor(colour).getRgb()[:3])
-    return int((np.abs(rgb - target).sum(axis=2) < tolerance).sum())
+def _near(rgb: np.ndarray, colour: str) -> int:
+    return near(rgb, colour, tolerance=30)
 
 
 def test_the_window_composes_every_picture_on_the_composer_thread(qtbot, open_station):
