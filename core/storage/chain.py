@@ -56,8 +56,8 @@ _STREAM = {"yield_per": 5000}
 
 
 # The first element of a decision's payload, by hash version: a row cannot pass as another version.
-_DECISION_TAGS = {1: "decision", 2: "decision/2"}
-HASH_VERSION = 2  # the form new decisions are written in
+_DECISION_TAGS = {1: "decision", 2: "decision/2", 3: "decision/3"}
+HASH_VERSION = 3  # the form new decisions are written in
 
 
 def _time(value: datetime | str) -> str:
@@ -126,11 +126,16 @@ def decision_hash(
     hash_version: int = 1,
     image_sha256: str | None = None,
     heatmap_sha256: str | None = None,
+    anomaly_score: float | None = None,
+    anomaly_threshold: float | None = None,
+    fired: str | None = None,
 ) -> str:
     """The chain hash of a decision record.
 
     Version 1 (rows written before revision 0003) covers the row; version 2 also covers the
-    SHA-256 of the image and heatmap files, so a replaced or deleted file is found.
+    SHA-256 of the image and heatmap files, so a replaced or deleted file is found; version 3 also
+    the second opinion's columns (anomaly score, its threshold, which check fired), so a missed
+    defect cannot be made to look as if the anomaly score never saw it.
     """
     payload = [
         _DECISION_TAGS[hash_version],
@@ -152,6 +157,8 @@ def decision_hash(
     ]
     if hash_version >= 2:
         payload += [image_sha256, heatmap_sha256]
+    if hash_version >= 3:
+        payload += [_number(anomaly_score), _number(anomaly_threshold), fired]
     return _link(previous, payload)
 
 
@@ -283,6 +290,9 @@ def _verify(
                 d.hash_version,
                 d.image_sha256,
                 d.heatmap_sha256,
+                d.anomaly_score,
+                d.anomaly_threshold,
+                d.fired,
             )
             .where(d.station_id == station_id)
             .order_by(d.seq),
@@ -478,7 +488,7 @@ def _recompute(
     # The same payloads as decision_hash and friends, built from the positional rows above.
     if kind == _DECISION:
         (seq, _, part_id, at, source, content, verdict, score, threshold, reason, latency, model,
-         image, heatmap, media, version, image_sha, heatmap_sha) = row  # fmt: skip
+         image, heatmap, media, version, image_sha, heatmap_sha, anomaly, anomaly_limit, fired) = row  # fmt: skip
         payload = [
             _DECISION_TAGS[version], station, seq, part_id, _time(at), source, content, verdict,
             _number(score), _number(threshold), reason, _number(latency),
@@ -486,6 +496,8 @@ def _recompute(
         ]  # fmt: skip
         if version >= 2:
             payload += [image_sha, heatmap_sha]
+        if version >= 3:
+            payload += [_number(anomaly), _number(anomaly_limit), fired]
     elif kind == _THRESHOLD:
         seq, _, at, user, old, new, reason, model = row
         payload = [

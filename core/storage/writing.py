@@ -178,11 +178,11 @@ def _prepare(context: LogContext, entry: Entry, model_hash: str | None) -> _Prep
     }
     station = context.station
 
+    values.update(second)  # hash version 3: the second opinion's columns are chain fields too
+
     def link(seq: int, previous: str) -> str:
         # The row's own values are what the hash covers (the columns are the hash's fields).
         return decision_hash(previous, station=station, seq=seq, model_hash=model_hash, **values)
-
-    values_unchained = {**values, **second}  # the second opinion's columns are not chain fields
 
     files: list[tuple[str, bytes]] = []
     if image_path is not None and image is not None:
@@ -205,7 +205,7 @@ def _prepare(context: LogContext, entry: Entry, model_hash: str | None) -> _Prep
         heatmap_path=heatmap_path,
         **second,
     )
-    return _Prepared(decision=decision, values=values_unchained, link=link, media=files, keep=entry.keep)
+    return _Prepared(decision=decision, values=values, link=link, media=files, keep=entry.keep)
 
 
 def _second_opinion(part_id: str, inspection: Inspection) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from sqlalchemy import create_engine, inspect, text
-from storage_helpers import MODEL_HASH, make_inspection, make_part
+from storage_helpers import MODEL_HASH, make_inspection, make_part, tamper
 
 from core.common.types import Inspection, Verdict
 from core.storage import VisualLog
@@ -50,6 +50,29 @@ def test_each_row_records_both_opinions_and_which_fired(log: VisualLog) -> None:
     kept = {name: (media / d.heatmap_path).read_bytes() for name, d in written.items()}  # type: ignore[operator]
     assert kept["anomaly"] != kept["classifier"]
     assert log.verify().ok  # the chain (which covers the combined verdict) holds
+
+
+@pytest.mark.parametrize(
+    ("column", "forged"),
+    [("anomaly_score", 2.0), ("anomaly_threshold", 20.0), ("fired", None)],
+)
+def test_the_second_opinion_is_a_link_of_the_chain(log: VisualLog, column: str, forged: object) -> None:
+    # Someone with SQL access makes an anomaly catch look as if the anomaly score never saw the
+    # part: each of the three columns is covered by the decision's hash (hash version 3).
+    caught = log.record(make_part(), _with_anomaly(0.1, 12.5), model_hash=MODEL_HASH)
+    log.record(make_part(), _with_anomaly(0.1, 3.0), model_hash=MODEL_HASH)
+    assert log.verify().ok
+    with log.engine.connect() as connection:
+        seq, version = connection.execute(
+            text("SELECT seq, hash_version FROM decisions WHERE part_id = :p"), {"p": caught.part_id}
+        ).one()
+    assert version == 3
+    tamper(
+        log, "decisions", f"UPDATE decisions SET {column} = :v WHERE part_id = :p", v=forged, p=caught.part_id
+    )
+    result = log.verify()
+    assert not result.ok and result.broken_at == seq
+    assert result.problem is not None and "does not match the chain" in result.problem
 
 
 def test_the_shift_csv_has_the_second_opinion(log: VisualLog, tmp_path: Path) -> None:
