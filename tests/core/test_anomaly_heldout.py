@@ -130,7 +130,7 @@ def test_a_run_on_good_parts_alone_needs_synthetic_defects(tmp_path: Path) -> No
 
 @pytest.mark.slow
 def test_a_run_on_good_parts_alone_catches_defects_it_never_saw(tmp_path: Path) -> None:
-    """No defect of any kind in training: the classifier learns synthetic pits, the good-only
+    """No defect of any kind in training: the classifier learns synthetic flaws, the good-only
     model is fitted on the good parts, and both meet real (here: generated) defects only in the test."""
     import json
 
@@ -154,11 +154,14 @@ def test_a_run_on_good_parts_alone_catches_defects_it_never_saw(tmp_path: Path) 
     )  # fmt: skip
     train(config, train_dir, tmp_path / "run", log=logged.append)
 
-    assert any(line.startswith("no bad image: trained against synthetic pits on 50%") for line in logged)
+    assert any(
+        line.startswith("no bad image: trained against synthetic flaws") and "on 50% of the good parts" in line
+        for line in logged
+    )
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["good_only"] is True
     assert metrics["train_counts"]["bad"] == 0
-    # validated on the good parts and a pitted copy of each
+    # validated on the good parts and a flawed copy of each
     assert metrics["val_counts"]["good"] == metrics["val_counts"]["bad"] == 20
     with Inspector(tmp_path / "run", backend="torch") as inspector:
         results = inspector.inspect_batch(held["good"] + held["bad"])
