@@ -168,7 +168,7 @@ def test_a_run_on_good_parts_alone_catches_defects_it_never_saw(tmp_path: Path) 
     labels = np.array([0] * HELD_OUT + [1] * HELD_OUT)
     anomaly = np.array([r.anomaly_score for r in results], dtype=np.float64)
     classifier = np.array([r.score for r in results])
-    # Measured: the anomaly score's AUC 0.93 (seeds 2 and 3: 0.73, 0.76); the classifier, which
-    # knows only the pits, 0.50 (0.58, 0.51): the noise blocks look nothing like pits.
+    # Measured with synthetic flaws of four kinds: the anomaly score's AUC 0.77, the classifier's
+    # 0.34 (with pits alone, before: 0.93 and 0.50): the noise blocks look like no flaw it learnt.
     assert roc_auc(labels, anomaly) >= 0.7
     assert roc_auc(labels, anomaly) >= roc_auc(labels, classifier) + 0.1
