@@ -7,14 +7,12 @@ new border is filled like the background, so a defect is never cut away.
 
 from __future__ import annotations
 
-from typing import Any
-
 import cv2
 import numpy as np
 
 
 def part_centre(image: np.ndarray) -> tuple[float, float]:
-    """Centre of the part: the centre of its round outline (``_part_circle``), else the centroid
+    """Centre of the part: the centre of its round outline (``_find_circle``), else the centroid
     of the pixels that differ from the background (the picture's border) by more than 20 grey levels,
     else the picture's centre.
 
@@ -24,7 +22,7 @@ def part_centre(image: np.ndarray) -> tuple[float, float]:
     taking the defect of a bad part with it while its label stayed bad).
     """
     h, w = image.shape
-    found = _part_circle(image, fallback=False)
+    found = _find_circle(image)
     if found is not None:
         return found[0], found[1]
     background = float(np.median(np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])))
@@ -95,9 +93,9 @@ def add_spots(image: np.ndarray, rng: np.random.Generator, *, count: tuple[int, 
     return np.clip(out, 0, 255).round().astype(np.uint8)
 
 
-def _part_circle(image: np.ndarray, *, fallback: bool = True) -> Any:
-    """(x, y, radius) of the round part: its outer rim by a Hough transform on a copy of at most
-    128 px (about 1 ms), else a guess (the picture's middle), or None without ``fallback``."""
+def _find_circle(image: np.ndarray) -> tuple[float, float, float] | None:
+    """(x, y, radius) of the round part's outer rim by a Hough transform on a copy of at most
+    128 px (about 1 ms a picture), or None when there is no such circle."""
     h, w = image.shape
     scale = min(1.0, 128.0 / max(h, w))
     small = cv2.resize(
@@ -109,98 +107,24 @@ def _part_circle(image: np.ndarray, *, fallback: bool = True) -> Any:
         minRadius=int(0.3 * sw), maxRadius=int(0.55 * sw),
     )  # fmt: skip
     if circles is None:
-        return ((w - 1) / 2.0, (h - 1) / 2.0, 0.35 * w) if fallback else None
+        return None
     x, y, r = circles[0][0]
     return float(x) / scale, float(y) / scale, float(r) / scale
 
 
-def _on_part(image: np.ndarray, rng: np.random.Generator, margin: float) -> tuple[int, int]:
-    """A random point of the part, at most ``margin`` of its radius from its centre."""
-    cx, cy, radius = _part_circle(image)
-    angle, r = rng.uniform(0, 2 * np.pi), margin * radius * np.sqrt(rng.random())
+def _part_circle(image: np.ndarray) -> tuple[float, float, float]:
+    """(x, y, radius) of the round part (``_find_circle``), else a guess: the picture's middle."""
     h, w = image.shape
-    return int(np.clip(cy + r * np.sin(angle), 0, h - 1)), int(np.clip(cx + r * np.cos(angle), 0, w - 1))
-
-
-def cut_paste(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A copy of a part with a patch of itself moved elsewhere on it (CutPaste, Li et al. 2021).
-
-    The patch (3-12% of the picture's side, an aspect ratio of 1:3 to 3:1, sometimes turned a
-    quarter or mirrored, its brightness changed by up to 15%) breaks the part's own texture and
-    geometry locally, as a flaw does, without a look of its own a model could learn instead.
-    """
-    h, w = image.shape
-    ph = max(3, int(rng.uniform(0.03, 0.12) * h))
-    pw = int(np.clip(ph * np.exp(rng.uniform(np.log(1 / 3), np.log(3))), 3, 0.25 * w))
-    ph = min(ph, h - 1)
-    sy, sx = _on_part(image, rng, 0.9)
-    sy, sx = min(max(sy - ph // 2, 0), h - ph), min(max(sx - pw // 2, 0), w - pw)
-    patch = image[sy : sy + ph, sx : sx + pw].astype(np.float32)
-    if rng.random() < 0.5:
-        patch = patch[:, ::-1]
-    if rng.random() < 0.3:
-        patch = np.rot90(patch)
-    patch = patch * rng.uniform(0.85, 1.15)
-    dy, dx = _on_part(image, rng, 0.9)
-    dy, dx = (
-        min(max(dy - patch.shape[0] // 2, 0), h - patch.shape[0]),
-        min(max(dx - patch.shape[1] // 2, 0), w - patch.shape[1]),
-    )
-    out = image.astype(np.float32)
-    out[dy : dy + patch.shape[0], dx : dx + patch.shape[1]] = patch
-    return np.clip(out, 0, 255).round().astype(np.uint8)
-
-
-def add_scratch(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A copy of a part with a thin straight scratch (5-25% of the side long, 1-2 px wide),
-    darker or brighter than the metal under it by 25-60%."""
-    h, w = image.shape
-    y0, x0 = _on_part(image, rng, 0.85)
-    length, angle = rng.uniform(0.05, 0.25) * w, rng.uniform(0, np.pi)
-    y1, x1 = int(y0 + length * np.sin(angle)), int(x0 + length * np.cos(angle))
-    mask = np.zeros((h, w), np.float32)
-    cv2.line(mask, (x0, y0), (x1, y1), 1.0, int(rng.integers(1, 3)), cv2.LINE_AA)
-    factor = 1.0 + (1 if rng.random() < 0.4 else -1) * rng.uniform(0.25, 0.6)
-    out = image.astype(np.float32) * (1.0 + (factor - 1.0) * mask)
-    return np.clip(out, 0, 255).round().astype(np.uint8)
-
-
-def add_blotch(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A copy of a part with a soft-edged stain or dent (an ellipse of 2-7% of the side)
-    darker or brighter by 20-50%."""
-    h, w = image.shape
-    y0, x0 = _on_part(image, rng, 0.9)
-    axes = (max(1, int(rng.uniform(0.01, 0.035) * w)), max(1, int(rng.uniform(0.01, 0.035) * w)))
-    mask = np.zeros((h, w), np.float32)
-    cv2.ellipse(mask, (x0, y0), axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1, cv2.LINE_AA)
-    mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=max(0.5, 0.3 * min(axes)))
-    factor = 1.0 + (1 if rng.random() < 0.3 else -1) * rng.uniform(0.2, 0.5)
-    out = image.astype(np.float32) * (1.0 + (factor - 1.0) * mask)
-    return np.clip(out, 0, 255).round().astype(np.uint8)
-
-
-SYNTHETIC_DEFECTS = (add_spots, cut_paste, add_scratch, add_blotch)
-
-
-def synthetic_defect(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One synthetic flaw of a kind drawn at random: pits, a moved patch, a scratch or a stain.
-
-    The bad class of a run on good parts alone. Pits alone were not learnable there (measured
-    on the casting photographs: a validation AUC of 0.49-0.51 for 12 epochs); a mix of flaws
-    of several sizes gives the network a task it can learn and features that see local breaks
-    of the part's regularity, which the good-only second opinion is built on.
-    """
-    kind = SYNTHETIC_DEFECTS[int(rng.integers(len(SYNTHETIC_DEFECTS)))]
-    return kind(image, rng)
+    return _find_circle(image) or ((w - 1) / 2.0, (h - 1) / 2.0, 0.35 * w)
 
 
 def good_only_validation(images: np.ndarray, labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Validation for a run with no bad image at all: the good images, and a copy of each with
-    a synthetic flaw (:func:`synthetic_defect`, drawn from ``seed``) labelled bad, so that epochs
-    are still chosen and the classifier's threshold set on a defect, if only a synthetic one."""
+    pits (:func:`add_spots`, drawn from ``seed``) labelled bad, so that epochs are still chosen
+    and the classifier's threshold set on a defect, if only a synthetic one."""
     good = images[labels == 0]
     draw = np.random.default_rng([seed, 7])
-    spotted = np.stack([synthetic_defect(image, draw) for image in good]) if len(good) else good
+    spotted = np.stack([add_spots(image, draw) for image in good]) if len(good) else good
     return (
         np.concatenate([images, spotted]),
         np.concatenate([labels, np.ones(len(spotted), dtype=labels.dtype)]),

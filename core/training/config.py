@@ -90,10 +90,9 @@ class TrainConfig(BaseModel):
         le=0.5,
         description="Share of good training images that get a few small dark pits (core.training.augment.add_spots) "
         "and are then trained as bad: pinholes a small sample shows too rarely. 0 disables. With no bad image "
-        "at all (a line with no defect photographed yet), e.g. 0.5 trains on good parts alone: synthetic flaws "
-        "of several kinds (pits, moved patches, scratches, stains: core.training.augment.synthetic_defect) are "
-        "then the only bad parts, in training and (flawed copies of the validation good parts) in validation; "
-        "add --anomaly for the good-only second opinion.",
+        "at all (a line with no defect photographed yet), e.g. 0.5 trains on good parts alone: the pits are then "
+        "the only bad parts, in training and (pitted copies of the validation good parts) in validation; add "
+        "--anomaly for the good-only second opinion.",
     )
     augment_policy: Literal["both", "class_specific"] = Field(
         "both",

@@ -14,7 +14,7 @@ import numpy as np
 
 from core.imaging.decode import read_image
 from core.imaging.preprocess import Preset
-from core.training.augment import add_spots, augment, synthetic_defect
+from core.training.augment import add_spots, augment
 from core.training.data import Sample
 
 if TYPE_CHECKING:
@@ -117,7 +117,6 @@ def train_one_epoch(
     scale_jitter: float = 0.0,
     synthetic_spots: float = 0.0,
     threads: int = 0,
-    mixed_defects: bool = False,
 ) -> float:
     """One pass over the training images.
 
@@ -125,8 +124,6 @@ def train_one_epoch(
     its own equal share (``shard`` = (rank, world size)). Each image's augmentation draws from a
     generator seeded from ``aug_rng`` in batch order, so ``threads`` > 0 (a pool that prepares the
     next batch while the current one trains) gives exactly the batches of ``threads`` = 0.
-    ``synthetic_spots`` of the good images become bad: with pits (``add_spots``), or with
-    ``mixed_defects`` (a run on good parts alone) with flaws of several kinds (``synthetic_defect``).
     """
     import torch
 
@@ -145,7 +142,7 @@ def train_one_epoch(
         if do_augment:
             image = _augmented(image, target, draw, policy, scale_jitter)
         if synthetic_spots > 0 and target == 0 and draw.random() < synthetic_spots:
-            image, target = (synthetic_defect if mixed_defects else add_spots)(image, draw), 1
+            image, target = add_spots(image, draw), 1
         # The full preset: images held larger than the input (``augment_size``) shrink now, after augmentation.
         return preset(image), target
 

@@ -204,13 +204,12 @@ def train(
         if config.synthetic_spots <= 0:
             raise ValueError(
                 "the training images hold no bad part: give some, or train on good parts alone with "
-                "--synthetic-spots 0.5 (synthetic flaws stand in for the defects) and --anomaly"
+                "--synthetic-spots 0.5 (synthetic pits stand in for the defects) and --anomaly"
             )
         val_x, val_y = good_only_validation(val_x, val_y, config.seed)
         log(
-            f"no bad image: trained against synthetic flaws (pits, moved patches, scratches, stains) on "
-            f"{config.synthetic_spots:.0%} of the good parts, validated on the {len(val_y) - int(val_y.sum())} "
-            "validation good parts and a flawed copy of each"
+            f"no bad image: trained against synthetic pits on {config.synthetic_spots:.0%} of the good "
+            f"parts, validated on the {len(val_y) - int(val_y.sum())} validation good parts and a pitted copy of each"
         )
 
     net = _build_net(config)
@@ -252,7 +251,7 @@ def train(
                 scheduler=scheduler, batch_size=config.batch_size, rng=rng, do_augment=config.augment,
                 device=device, progress=progress, aug_rng=aug_rng, shard=(rank, world),
                 policy=config.augment_policy, scale_jitter=config.scale_jitter,
-                synthetic_spots=config.synthetic_spots, threads=augment_threads, mixed_defects=good_only,
+                synthetic_spots=config.synthetic_spots, threads=augment_threads,
             )  # fmt: skip
             stop = False
             if main_process:

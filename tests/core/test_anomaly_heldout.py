@@ -130,7 +130,7 @@ def test_a_run_on_good_parts_alone_needs_synthetic_defects(tmp_path: Path) -> No
 
 @pytest.mark.slow
 def test_a_run_on_good_parts_alone_catches_defects_it_never_saw(tmp_path: Path) -> None:
-    """No defect of any kind in training: the classifier learns synthetic flaws, the good-only
+    """No defect of any kind in training: the classifier learns synthetic pits, the good-only
     model is fitted on the good parts, and both meet real (here: generated) defects only in the test."""
     import json
 
@@ -154,21 +154,18 @@ def test_a_run_on_good_parts_alone_catches_defects_it_never_saw(tmp_path: Path) 
     )  # fmt: skip
     train(config, train_dir, tmp_path / "run", log=logged.append)
 
-    assert any(
-        line.startswith("no bad image: trained against synthetic flaws") and "on 50% of the good parts" in line
-        for line in logged
-    )
+    assert any(line.startswith("no bad image: trained against synthetic pits on 50%") for line in logged)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["good_only"] is True
     assert metrics["train_counts"]["bad"] == 0
-    # validated on the good parts and a flawed copy of each
+    # validated on the good parts and a pitted copy of each
     assert metrics["val_counts"]["good"] == metrics["val_counts"]["bad"] == 20
     with Inspector(tmp_path / "run", backend="torch") as inspector:
         results = inspector.inspect_batch(held["good"] + held["bad"])
     labels = np.array([0] * HELD_OUT + [1] * HELD_OUT)
     anomaly = np.array([r.anomaly_score for r in results], dtype=np.float64)
     classifier = np.array([r.score for r in results])
-    # Measured with synthetic flaws of four kinds: the anomaly score's AUC 0.77, the classifier's
-    # 0.34 (with pits alone, before: 0.93 and 0.50): the noise blocks look like no flaw it learnt.
+    # Measured: the anomaly score's AUC 0.93 (seeds 2 and 3: 0.73, 0.76); the classifier, which
+    # knows only the pits, 0.50 (0.58, 0.51): the noise blocks look nothing like pits.
     assert roc_auc(labels, anomaly) >= 0.7
     assert roc_auc(labels, anomaly) >= roc_auc(labels, classifier) + 0.1
