@@ -12,7 +12,7 @@ from sqlalchemy import text
 from storage_helpers import MODEL_HASH, make_inspection, make_part
 
 from core.storage import VisualLog, make_engine
-from core.storage.chain import GENESIS_HASH, decision_hash
+from core.storage.chain import GENESIS_HASH, HASH_VERSION, decision_hash
 from core.storage.migrate import MIGRATIONS
 
 # Microseconds not 0: the sqlite3 driver writes times without them otherwise, unlike the log.
@@ -107,7 +107,7 @@ def test_a_0002_log_upgrades_and_its_old_links_and_ranges_still_verify(
             connection.execute(
                 text("SELECT hash_version FROM decisions WHERE part_id = :p"), {"p": new.part_id}
             ).scalar_one()
-            == 2
+            == HASH_VERSION  # 2 when revision 0003 came; 3 since the second opinion is chained too
         )
     assert log.verify().ok and log.chain_head().seq == 4
     media = log.verify_media()
