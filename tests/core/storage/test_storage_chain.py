@@ -65,65 +65,49 @@ def test_the_chain_format_is_frozen() -> None:
     assert link == "4c909da13d20b8148dde3dbc2057055f1e9d9cda24aa461c3c95d12c8b2ca7d5"
 
 
+# The fields of a decision in the frozen-form tests of versions 2 and 3.
+_FROZEN_FIELDS: dict[str, Any] = {
+    "station": "line-1",
+    "seq": 1,
+    "part_id": "01JPBQ8ZC7K3V6N3R8Y2W1T0AB",
+    "created_at": datetime(2025, 3, 14, 9, 30, 0, 123456, tzinfo=UTC),
+    "source_ref": "cam",
+    "content_hash": None,
+    "verdict": "bad",
+    "score": 0.8,
+    "threshold": 0.5,
+    "reason": None,
+    "latency_ms": 12.5,
+    "model_hash": None,
+    "image_path": "a.png",
+    "heatmap_path": "b.png",
+    "media_bytes": 3,
+    "image_sha256": "1" * 64,
+    "heatmap_sha256": None,
+}
+_FROZEN_BODY = (
+    '"line-1",1,"01JPBQ8ZC7K3V6N3R8Y2W1T0AB","2025-03-14T09:30:00.123456Z","cam",null,'
+    '"bad",0.8,0.5,null,12.5,null,"a.png","b.png",3,"' + "1" * 64 + '",null'
+)
+
+
 def test_the_chain_format_with_media_hashes_is_frozen() -> None:
     # Version 2 (revision 0003): another tag, and the files' hashes after the version 1 fields.
-    fields: dict[str, Any] = {
-        "station": "line-1",
-        "seq": 1,
-        "part_id": "01JPBQ8ZC7K3V6N3R8Y2W1T0AB",
-        "created_at": datetime(2025, 3, 14, 9, 30, 0, 123456, tzinfo=UTC),
-        "source_ref": "cam",
-        "content_hash": None,
-        "verdict": "bad",
-        "score": 0.8,
-        "threshold": 0.5,
-        "reason": None,
-        "latency_ms": 12.5,
-        "model_hash": None,
-        "image_path": "a.png",
-        "heatmap_path": "b.png",
-        "media_bytes": 3,
-    }
-    link = decision_hash(GENESIS_HASH, **fields, hash_version=2, image_sha256="1" * 64, heatmap_sha256=None)
-    body = (
-        '["decision/2","line-1",1,"01JPBQ8ZC7K3V6N3R8Y2W1T0AB","2025-03-14T09:30:00.123456Z","cam",null,'
-        '"bad",0.8,0.5,null,12.5,null,"a.png","b.png",3,"' + "1" * 64 + '",null]'
-    )
+    link = decision_hash(GENESIS_HASH, **_FROZEN_FIELDS, hash_version=2)
+    body = '["decision/2",' + _FROZEN_BODY + "]"
     assert link == hashlib.sha256(f"{GENESIS_HASH}\n{body}".encode()).hexdigest()
 
 
 def test_the_chain_format_with_the_second_opinion_is_frozen() -> None:
     # Version 3 (issue 20): another tag, and the anomaly score, its threshold and which check fired
     # after the version 2 fields; a row without a second opinion has three nulls there.
-    fields: dict[str, Any] = {
-        "station": "line-1",
-        "seq": 1,
-        "part_id": "01JPBQ8ZC7K3V6N3R8Y2W1T0AB",
-        "created_at": datetime(2025, 3, 14, 9, 30, 0, 123456, tzinfo=UTC),
-        "source_ref": "cam",
-        "content_hash": None,
-        "verdict": "bad",
-        "score": 0.1,
-        "threshold": 0.5,
-        "reason": None,
-        "latency_ms": 12.5,
-        "model_hash": None,
-        "image_path": "a.png",
-        "heatmap_path": "b.png",
-        "media_bytes": 3,
-        "image_sha256": "1" * 64,
-        "heatmap_sha256": None,
-    }
-    head = (
-        '["decision/3","line-1",1,"01JPBQ8ZC7K3V6N3R8Y2W1T0AB","2025-03-14T09:30:00.123456Z","cam",null,'
-        '"bad",0.1,0.5,null,12.5,null,"a.png","b.png",3,"' + "1" * 64 + '",null,'
-    )
     for second, tail in (
         ({"anomaly_score": 12.5, "anomaly_threshold": 10.0, "fired": "anomaly"}, '12.5,10.0,"anomaly"]'),
         ({}, "null,null,null]"),
     ):
-        link = decision_hash(GENESIS_HASH, **fields, hash_version=3, **second)
-        assert link == hashlib.sha256(f"{GENESIS_HASH}\n{head}{tail}".encode()).hexdigest()
+        link = decision_hash(GENESIS_HASH, **_FROZEN_FIELDS, hash_version=3, **second)
+        body = '["decision/3",' + _FROZEN_BODY + "," + tail
+        assert link == hashlib.sha256(f"{GENESIS_HASH}\n{body}".encode()).hexdigest()
 
 
 def test_the_fast_canonical_form_is_json() -> None:
