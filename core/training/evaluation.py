@@ -253,6 +253,10 @@ def leak_check_report(model: Path, data_dir: Path, inspector: Any, per_class: in
             "skipped": f"{missing} of the {len(samples)} training images are not under the training "
             f"folder the manifest records ({manifest_root(manifest)}); the leak check needs them"
         }
+    if len({s.label for s in samples}) < 2:
+        return {
+            "skipped": "the training split holds one class only (a run on good parts alone): no class to favour"
+        }
     rng = np.random.default_rng(0)
     out: dict[str, Any] = {}
     threshold = inspector.threshold

@@ -141,6 +141,10 @@ def _distributed(device: str) -> tuple[int, int, str]:
     return dist.get_rank(), world, device
 
 
+# Below this validation AUC the run is reported as having learnt nothing (0.5 is chance).
+UNLEARNT_AUC = 0.6
+
+
 def train(
     config: TrainConfig,
     data_dir: Path,
@@ -362,6 +366,17 @@ def train(
         "processes": world,
     }
     log(f"best epoch {best.epoch}; threshold {threshold:.4f}: val FNR {fnr:.3f}, FPR {fpr:.3f}")
+    if metrics["val_auc_over_views"] < UNLEARNT_AUC:
+        log(
+            f"WARNING: the classifier did not learn to tell validation defects from good parts (AUC "
+            f"{metrics['val_auc_over_views']:.2f}; 0.5 is chance): do not put this model on a line"
+            + (
+                ". The synthetic pits were not learnt, so the features the anomaly model is fitted on are "
+                "no better than untrained ones (measured on the casting photographs: docs/results.md)"
+                if good_only
+                else ""
+            )
+        )
     anomaly = None
     if config.anomaly:
         from core.training.anomaly_fit import fit_anomaly

@@ -128,6 +128,24 @@ def test_a_run_on_good_parts_alone_needs_synthetic_defects(tmp_path: Path) -> No
         train(config, tmp_path / "train", tmp_path / "run", log=lambda _m: None)
 
 
+def test_a_run_that_learnt_nothing_says_so(tmp_path: Path) -> None:
+    # The same pictures in both classes: no model can tell them apart (validation AUC 0.5). A
+    # good-only run on the casting photographs ended like this and only the figures showed it.
+    from core.training.fit import TrainConfig, train
+
+    for index in range(16):
+        image = _part(index)[0]
+        _write(tmp_path / "train" / "good" / f"good_{index:05d}.png", image)
+        _write(tmp_path / "train" / "bad" / f"bad_{index:05d}.png", image)
+    logged: list[str] = []
+    config = TrainConfig(
+        name="chance", architecture="tiny_cnn", input_size=SIZE, epochs=1, test_fraction=0.0, augment=False
+    )
+    train(config, tmp_path / "train", tmp_path / "run", log=logged.append)
+    warnings = [line for line in logged if line.startswith("WARNING: the classifier did not learn")]
+    assert len(warnings) == 1 and "0.5 is chance" in warnings[0], logged
+
+
 @pytest.mark.slow
 def test_a_run_on_good_parts_alone_catches_defects_it_never_saw(tmp_path: Path) -> None:
     """No defect of any kind in training: the classifier learns synthetic pits, the good-only

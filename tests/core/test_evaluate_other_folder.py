@@ -65,3 +65,20 @@ def test_a_failing_part_of_the_report_keeps_the_rest(tiny_model: Path, tmp_path:
     assert written["problems"] == report["problems"]
     assert "Not in this report" in (out / "report.md").read_text()
     assert len((out / "scores.csv").read_text().splitlines()) == 17
+
+
+def test_the_leak_check_of_a_run_on_good_parts_alone_is_skipped_with_a_note(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    # A run on good parts alone has no bad training image to augment: the check once failed the
+    # report's section with "need at least one array to stack" (seen on the casting photographs).
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_model, bundle)
+    manifest = json.loads((bundle / "split.json").read_text())
+    manifest["splits"]["train"] = [item for item in manifest["splits"]["train"] if item["label"] == 0]
+    (bundle / "split.json").write_text(json.dumps(manifest))
+    out = tmp_path / "eval"
+    report = evaluate(bundle, _new_folder(tmp_path), out, split="all")
+    assert "one class only" in report["leak_check"]["skipped"]
+    assert report["problems"] == []
+    assert "Leak check skipped" in (out / "report.md").read_text()
