@@ -336,11 +336,12 @@ def train(
     probs = view_scores(net, val_x, preset=preset, device=device, views=config.views)
     threshold = choose_threshold(config, val_y, probs)
     fnr, fpr = rates_at(val_y, probs, threshold)
+    val_auc_views = roc_auc(val_y, probs)
     metrics = {
         "best_epoch": best.epoch,
         "val_auc": best.val_auc,
         "views": config.views,
-        "val_auc_over_views": roc_auc(val_y, probs),
+        "val_auc_over_views": val_auc_views,
         "threshold_rule": config.threshold_rule if config.fixed_threshold is None else "fixed",
         "threshold_highest": threshold_for_miss_rate(val_y, probs, config.target_miss_rate),
         "val_fnr_at_threshold": fnr,
@@ -366,10 +367,10 @@ def train(
         "processes": world,
     }
     log(f"best epoch {best.epoch}; threshold {threshold:.4f}: val FNR {fnr:.3f}, FPR {fpr:.3f}")
-    if metrics["val_auc_over_views"] < UNLEARNT_AUC:
+    if val_auc_views < UNLEARNT_AUC:
         log(
             f"WARNING: the classifier did not learn to tell validation defects from good parts (AUC "
-            f"{metrics['val_auc_over_views']:.2f}; 0.5 is chance): do not put this model on a line"
+            f"{val_auc_views:.2f}; 0.5 is chance): do not put this model on a line"
             + (
                 ". The synthetic pits were not learnt, so the features the anomaly model is fitted on are "
                 "no better than untrained ones (measured on the casting photographs: docs/results.md)"
