@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from core.training.evaluation import evaluate
 
@@ -15,6 +17,16 @@ def _new_folder(tmp_path: Path) -> Path:
     root = tmp_path / "next-month"
     generate_pairs(root, 8, size=128, seed=11)
     return root
+
+
+def _bundle_with_manifest(tiny_model: Path, tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    """A copy of the tiny bundle whose ``split.json`` ``edit`` changed."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_model, bundle)
+    manifest = json.loads((bundle / "split.json").read_text())
+    edit(manifest)
+    (bundle / "split.json").write_text(json.dumps(manifest))
+    return bundle
 
 
 def test_a_bundle_evaluates_a_folder_it_was_not_trained_from(tiny_model: Path, tmp_path: Path) -> None:
@@ -37,11 +49,7 @@ def test_a_bundle_evaluates_a_folder_it_was_not_trained_from(tiny_model: Path, t
 def test_the_leak_check_is_skipped_with_a_note_when_the_training_folder_is_gone(
     tiny_model: Path, tmp_path: Path
 ) -> None:
-    bundle = tmp_path / "bundle"
-    shutil.copytree(tiny_model, bundle)
-    manifest = json.loads((bundle / "split.json").read_text())
-    manifest["root"] = str(tmp_path / "gone")
-    (bundle / "split.json").write_text(json.dumps(manifest))
+    bundle = _bundle_with_manifest(tiny_model, tmp_path, lambda m: m.update(root=str(tmp_path / "gone")))
     out = tmp_path / "eval"
     report = evaluate(bundle, _new_folder(tmp_path), out, split="all")
     assert "not under the training folder" in report["leak_check"]["skipped"]
@@ -49,13 +57,12 @@ def test_the_leak_check_is_skipped_with_a_note_when_the_training_folder_is_gone(
 
 
 def test_a_failing_part_of_the_report_keeps_the_rest(tiny_model: Path, tmp_path: Path) -> None:
-    bundle = tmp_path / "bundle"
-    shutil.copytree(tiny_model, bundle)
     # A damaged manifest: its training entries lost their hashes. The leak check cannot run.
-    manifest = json.loads((bundle / "split.json").read_text())
-    for item in manifest["splits"]["train"]:
-        del item["sha256"]
-    (bundle / "split.json").write_text(json.dumps(manifest))
+    def unhashed(manifest: dict[str, Any]) -> None:
+        for item in manifest["splits"]["train"]:
+            del item["sha256"]
+
+    bundle = _bundle_with_manifest(tiny_model, tmp_path, unhashed)
     out = tmp_path / "eval"
     report = evaluate(bundle, _new_folder(tmp_path), out, split="all")
     assert "leak_check" not in report
@@ -72,11 +79,10 @@ def test_the_leak_check_of_a_run_on_good_parts_alone_is_skipped_with_a_note(
 ) -> None:
     # A run on good parts alone has no bad training image to augment: the check once failed the
     # report's section with "need at least one array to stack" (seen on the casting photographs).
-    bundle = tmp_path / "bundle"
-    shutil.copytree(tiny_model, bundle)
-    manifest = json.loads((bundle / "split.json").read_text())
-    manifest["splits"]["train"] = [item for item in manifest["splits"]["train"] if item["label"] == 0]
-    (bundle / "split.json").write_text(json.dumps(manifest))
+    def good_only(manifest: dict[str, Any]) -> None:
+        manifest["splits"]["train"] = [item for item in manifest["splits"]["train"] if item["label"] == 0]
+
+    bundle = _bundle_with_manifest(tiny_model, tmp_path, good_only)
     out = tmp_path / "eval"
     report = evaluate(bundle, _new_folder(tmp_path), out, split="all")
     assert "one class only" in report["leak_check"]["skipped"]
