@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -26,6 +28,46 @@ def threshold_for_miss_rate(labels: np.ndarray, scores: np.ndarray, target_miss_
         return 0.5
     allowed_misses = int(np.floor(target_miss_rate * len(bad_scores) + 1e-9))
     return float(bad_scores[min(allowed_misses, len(bad_scores) - 1)])
+
+
+def threshold_for_budget(good_scores: np.ndarray, budget: float) -> float:
+    """The threshold that rejects at most ``budget`` of these good parts (a score at or above it is bad).
+
+    ``k = floor(budget * n)`` parts may score at or above it; it sits in the middle of the gap
+    between the k-th and the (k+1)-th highest score (above the highest when k is 0), so that a
+    part scoring like the (k+1)-th is not rejected by a rounding of the score.
+
+    Raises:
+        ValueError: No good scores, or a budget outside 0..1.
+    """
+    if not 0.0 <= budget <= 1.0:
+        raise ValueError(f"false-reject budget must be within 0..1, got {budget}")
+    scores = np.sort(np.asarray(good_scores, dtype=np.float64))[::-1]
+    if scores.size == 0:
+        raise ValueError("a threshold for a false-reject budget needs validation good parts")
+    k = min(int(math.floor(budget * scores.size + 1e-9)), scores.size - 1)
+    if k == 0:
+        return float(scores[0] * (1.0 + 1e-3) + 1e-6)
+    return float((scores[k - 1] + scores[k]) / 2.0)
+
+
+def threshold_spending_budget(
+    labels: np.ndarray, scores: np.ndarray, rule_threshold: float, budget: float
+) -> float:
+    """The rule's threshold, lowered to spend a false-reject budget on catching more defects.
+
+    A threshold chosen to catch every validation defect sits just below the weakest of a few
+    dozen validation defects; a weaker defect on the line is missed although the validation good
+    parts leave room below. Since a missed defect costs far more than a rejected good part, the
+    threshold goes down to the one that rejects ``budget`` of the validation good parts
+    (``threshold_for_budget``) when that is lower. The budget is spent only when it allows at
+    least one validation good part (``budget x good parts >= 1``): with fewer good parts it would
+    only move the threshold onto the highest good part, out of the rule's margin.
+    """
+    good = np.asarray(scores, dtype=np.float64)[np.asarray(labels) == 0]
+    if budget <= 0.0 or math.floor(budget * good.size + 1e-9) < 1:
+        return rule_threshold
+    return min(rule_threshold, threshold_for_budget(good, budget))
 
 
 def threshold_with_margin(labels: np.ndarray, scores: np.ndarray, target_miss_rate: float = 0.0) -> float:

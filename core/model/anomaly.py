@@ -27,12 +27,12 @@ false-reject budget (``threshold_for_budget``).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.common.metrics import threshold_for_budget
 from core.model.anomaly_card import ANOMALY_FILE, TENSOR_NAMES, AnomalyCard
 from core.model.bundle import load_anomaly_tensors as load_tensors
 
@@ -80,27 +80,6 @@ def layers_for(architecture: str) -> tuple[int, ...]:
         return DEFAULT_LAYERS[architecture]
     except KeyError:
         raise ValueError(f"no anomaly layers known for {architecture!r}") from None
-
-
-def threshold_for_budget(good_scores: np.ndarray, budget: float) -> float:
-    """The anomaly threshold that rejects at most ``budget`` of these good parts.
-
-    ``k = floor(budget * n)`` parts may score at or above it; it sits in the middle of the gap
-    between the k-th and the (k+1)-th highest score (above the highest when k is 0), so that a
-    part scoring like the (k+1)-th is not rejected by a rounding of the score.
-
-    Raises:
-        ValueError: No good scores, or a budget outside 0..1.
-    """
-    if not 0.0 <= budget <= 1.0:
-        raise ValueError(f"false-reject budget must be within 0..1, got {budget}")
-    scores = np.sort(np.asarray(good_scores, dtype=np.float64))[::-1]
-    if scores.size == 0:
-        raise ValueError("the anomaly threshold needs validation good parts")
-    k = min(int(math.floor(budget * scores.size + 1e-9)), scores.size - 1)
-    if k == 0:
-        return float(scores[0] * (1.0 + 1e-3) + 1e-6)
-    return float((scores[k - 1] + scores[k]) / 2.0)
 
 
 def tap(

@@ -105,6 +105,15 @@ class TrainConfig(BaseModel):
         "sits on the score of the weakest validation defect. 'margin': the same validation figures, moved to "
         "the middle of the gap below it (see core.common.metrics.threshold_with_margin).",
     )
+    false_reject_budget: float = Field(
+        0.01,
+        ge=0,
+        le=0.5,
+        description="Share of validation good parts the classifier's threshold may reject to sit lower than the "
+        "rule puts it: the threshold is the lower of the rule's and the one rejecting this share of validation "
+        "good parts (a missed defect costs more than a rejected good part). Spent only when it allows at least "
+        "one validation good part; 0 keeps the rule's threshold. The second opinion has a budget of its own.",
+    )
     fixed_threshold: float | None = Field(
         None,
         ge=0,

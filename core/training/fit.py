@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.common.fileio import write_atomic
-from core.common.metrics import rates_at, threshold_for_miss_rate, threshold_with_margin
+from core.common.metrics import (
+    rates_at,
+    threshold_for_miss_rate,
+    threshold_spending_budget,
+    threshold_with_margin,
+)
 from core.imaging.preprocess import Preset
 from core.model.architectures import build_model
 from core.model.bundle import ModelCard, save_bundle
@@ -76,7 +81,8 @@ def choose_threshold(config: TrainConfig, labels: np.ndarray, scores: np.ndarray
     Args:
         config: ``fixed_threshold`` wins when set; otherwise ``threshold_rule`` with
             ``target_miss_rate``: "highest" sits on the weakest validation defect it must catch,
-            "margin" moves into the middle of the gap below it.
+            "margin" moves into the middle of the gap below it; then lowered further to spend
+            ``false_reject_budget`` on validation good parts (``threshold_spending_budget``).
         labels: Validation labels (1 = bad).
         scores: Validation scores, as the station will compute them (over the bundle's views).
 
@@ -85,6 +91,13 @@ def choose_threshold(config: TrainConfig, labels: np.ndarray, scores: np.ndarray
     """
     if config.fixed_threshold is not None:
         return config.fixed_threshold
+    return threshold_spending_budget(
+        labels, scores, rule_threshold(config, labels, scores), config.false_reject_budget
+    )
+
+
+def rule_threshold(config: TrainConfig, labels: np.ndarray, scores: np.ndarray) -> float:
+    """The threshold of ``threshold_rule`` and ``target_miss_rate`` alone, before any budget is spent."""
     rule = threshold_with_margin if config.threshold_rule == "margin" else threshold_for_miss_rate
     return rule(labels, scores, config.target_miss_rate)
 
@@ -335,6 +348,7 @@ def train(
     net.load_state_dict(best_state)
     probs = view_scores(net, val_x, preset=preset, device=device, views=config.views)
     threshold = choose_threshold(config, val_y, probs)
+    of_rule = rule_threshold(config, val_y, probs)
     fnr, fpr = rates_at(val_y, probs, threshold)
     val_auc_views = roc_auc(val_y, probs)
     metrics = {
@@ -343,6 +357,8 @@ def train(
         "views": config.views,
         "val_auc_over_views": val_auc_views,
         "threshold_rule": config.threshold_rule if config.fixed_threshold is None else "fixed",
+        "threshold_false_reject_budget": config.false_reject_budget if config.fixed_threshold is None else 0.0,
+        "threshold_of_rule": of_rule,
         "threshold_highest": threshold_for_miss_rate(val_y, probs, config.target_miss_rate),
         "val_fnr_at_threshold": fnr,
         "val_fpr_at_threshold": fpr,
@@ -366,7 +382,13 @@ def train(
         "device": device,
         "processes": world,
     }
-    log(f"best epoch {best.epoch}; threshold {threshold:.4f}: val FNR {fnr:.3f}, FPR {fpr:.3f}")
+    lowered = (
+        f" (the rule's {of_rule:.4f}, lowered to spend the {config.false_reject_budget:.1%} false-reject budget "
+        "on catching weaker defects)"
+        if config.fixed_threshold is None and threshold < of_rule
+        else ""
+    )
+    log(f"best epoch {best.epoch}; threshold {threshold:.4f}{lowered}: val FNR {fnr:.3f}, FPR {fpr:.3f}")
     if val_auc_views < UNLEARNT_AUC:
         log(
             f"WARNING: the classifier did not learn to tell validation defects from good parts (AUC "

@@ -483,6 +483,26 @@ def test_train_flag_arch_offers_every_architecture_and_refuses_others(
     assert "fullres_cnn" in capsys.readouterr().err
 
 
+def test_the_false_reject_budget_is_a_setting_and_a_fixed_threshold_wins() -> None:
+    from core.cli import build_parser
+    from core.common.metrics import threshold_spending_budget, threshold_with_margin
+    from core.training.fit import choose_threshold
+
+    rng = np.random.default_rng(3)
+    labels = np.array([0] * 150 + [1] * 52)
+    scores = np.concatenate([rng.uniform(0.0, 0.3, 150), rng.uniform(0.9, 1.0, 52)])
+    rule = threshold_with_margin(labels, scores)
+    default = choose_threshold(TrainConfig(), labels, scores)
+    assert default == threshold_spending_budget(labels, scores, rule, 0.01) < rule  # 1% by default
+    assert int((scores[labels == 0] >= default).sum()) == 1
+    two = choose_threshold(TrainConfig(false_reject_budget=0.02), labels, scores)
+    assert two < default and int((scores[labels == 0] >= two).sum()) == 3
+    assert choose_threshold(TrainConfig(false_reject_budget=0.0), labels, scores) == rule
+    assert choose_threshold(TrainConfig(fixed_threshold=0.5, false_reject_budget=0.02), labels, scores) == 0.5
+    args = build_parser().parse_args(["train", "data", "--out", "run", "--false-reject-budget", "0.02"])
+    assert args.false_reject_budget == 0.02
+
+
 def test_threshold_rule_highest_sits_on_the_weakest_validation_defect(
     pair_data: Path, tmp_path: Path
 ) -> None:
