@@ -134,6 +134,13 @@ def evaluate(
     # Hindsight, not a choice: where the threshold would have had to be to catch every defect of
     # this set, and what that would have cost. It shows how far the chosen point is from it.
     catch_all = OperatingPoint.at(y, p, float(p[y == 1].min()))
+    # The threshold training's rule gave before the false-reject budget lowered it (when it did).
+    of_rule = card.metrics.get("threshold_of_rule")
+    before_budget = (
+        OperatingPoint.at(y, p, float(of_rule))
+        if isinstance(of_rule, int | float) and of_rule > card.threshold
+        else None
+    )
     fpr_curve, tpr_curve, _ = roc_curve(y, p)
     precision, recall, _ = precision_recall_curve(y, p)
     report: dict[str, Any] = {
@@ -147,6 +154,7 @@ def evaluate(
                  "unreadable": unreadable},
         "at_chosen_threshold": asdict(chosen),
         "at_0.5": asdict(half),
+        **({"at_rule_threshold": asdict(before_budget)} if before_budget else {}),
         "catch_all_in_hindsight": asdict(catch_all),
         "roc_auc": float(roc_auc_score(y, p)),
         "average_precision": float(average_precision_score(y, p)),
@@ -360,6 +368,11 @@ def _markdown(r: dict[str, Any]) -> str:
         "| operating point | threshold | missed | FNR (95% upper) | false rejects | FPR (95% upper) |",
         "|---|---|---|---|---|---|",
         line("chosen on validation", r["at_chosen_threshold"]),
+        *(
+            [line("the rule's, before the false-reject budget", r["at_rule_threshold"])]
+            if "at_rule_threshold" in r
+            else []
+        ),
         line("0.5", r["at_0.5"]),
         line("lowest defect score (hindsight)", r["catch_all_in_hindsight"]),
         "",
